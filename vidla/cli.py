@@ -1,0 +1,52 @@
+"""The `vidla` command: a thin layer over the Python API.
+
+Each feature area adds its subcommands through an `add_subcommands(subparsers)` function in its own
+`cli` module; a subcommand sets `func(args) -> int` on its parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Feature areas whose subcommands are registered, in --help order. A module that is absent is skipped, so the
+# command keeps working while an area is being built.
+_SUBCOMMAND_MODULES = ["vidla.commands", "vidla.data.cli", "vidla.curate.cli"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import vidla
+
+    parser = argparse.ArgumentParser(
+        prog="vidla",
+        description="VidLA video-language alignment: models, training, evaluation, curation and search.",
+    )
+    parser.add_argument("--version", action="version", version=f"vidla {vidla.__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:
+                continue
+            raise
+        module.add_subcommands(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""The VidLA two-tower model: CLIP's text tower and a CLIP vision tower extended with a temporal design."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from vidla.models.clip import TextTransformer, VisionTransformer
+from vidla.models.config import ModelConfig
+from vidla.models.temporal import create_temporal
+from vidla.models.tokenizer import CLIPTokenizer
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+class VidLA(nn.Module):
+    """Two towers sharing an embedding space.
+
+    Parameters: `visual.*` (CLIP ViT), `text.*` (CLIP text transformer), `temporal.*` (the temporal design's
+    new parameters), `logit_scale`.
+    """
+
+    def __init__(self, config: ModelConfig, tokenizer: CLIPTokenizer | None = None):
+        super().__init__()
+        self.config = config
+        self.visual = VisionTransformer(config.vision, config.embed_dim)
+        self.text = TextTransformer(config.text, config.embed_dim)
+        self.temporal = create_temporal(config.temporal, config.vision, config.num_frames,
+                                        config.temporal_options)
+        self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init)))
+        self.tokenizer = tokenizer or CLIPTokenizer.default(config.text.context_length)
+
+    @property
+    def image_size(self) -> int:
+        return self.config.vision.image_size
+
+    @property
+    def num_frames(self) -> int:
+        return self.config.num_frames
+
+    @property
+    def device(self) -> torch.device:
+        return self.logit_scale.device
+
+    def set_grad_checkpointing(self, enabled: bool = True) -> None:
+        self.visual.transformer.grad_checkpointing = enabled
+        self.text.transformer.grad_checkpointing = enabled
+
+    def tokenize(self, texts: str | Sequence[str]) -> torch.Tensor:
+        return self.tokenizer(texts, self.config.text.context_length).to(self.device)
+
+    def encode_text(self, texts: str | Sequence[str] | torch.Tensor) -> torch.Tensor:
+        """Texts (or token ids [B, L]) -> [B, D] unnormalised text features."""
+        token_ids = texts if isinstance(texts, torch.Tensor) else self.tokenize(texts)
+        return self.text(token_ids.to(self.device))
+
+    def encode_video(self, video: torch.Tensor) -> torch.Tensor:
+        """[B, T, 3, H, W] frames normalised with CLIP's mean and std -> [B, D] unnormalised video features."""
+        if video.ndim == 4:
+            video = video[:, None]
+        if video.ndim != 5 or video.shape[2] != 3:
+            raise ValueError(f"expected video of shape [B, T, 3, H, W], got {tuple(video.shape)}")
+        return self.temporal(self.visual, video.to(self.device))
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """[B, 3, H, W] CLIP-normalised images -> [B, D] image features of the plain CLIP vision tower."""
+        return self.visual(images.to(self.device))
+
+    def forward(self, video: torch.Tensor, texts: Sequence[str] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Similarity logits (video x text, and its transpose), scaled by the temperature."""
+        v = nn.functional.normalize(self.encode_video(video), dim=-1)
+        t = nn.functional.normalize(self.encode_text(texts), dim=-1)
+        logits = self.logit_scale.clamp(max=math.log(100)).exp() * v @ t.T
+        return logits, logits.T
