@@ -6,7 +6,6 @@ Parameter names are OpenAI CLIP's, so an OpenAI/open_clip state dict loads by na
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from vidla.models.config import TextConfig, VisionConfig
@@ -100,10 +99,3 @@ class TextTransformer(nn.Module):
         pooled = x[torch.arange(x.shape[0], device=x.device), self.eot_positions(token_ids)]
         return pooled @ self.text_projection
 
-
-def interpolate_positions(table: torch.Tensor, length: int) -> torch.Tensor:
-    """Linearly resamples a [L, D] position table to [length, D] (identity when the length matches)."""
-    if table.shape[0] == length:
-        return table
-    resized = F.interpolate(table.T[None], size=length, mode="linear", align_corners=True)
-    return resized[0].T

@@ -112,11 +112,22 @@ def _tokenizer_for(checkpoint: LoadedCheckpoint, config: ModelConfig) -> CLIPTok
     return tokenizer
 
 
+def _resample_frame_tables(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> dict:
+    """Per-frame position tables saved for another frame count are linearly resampled to the model's."""
+    from vidla.models.temporal.layers import resample_frames
+
+    out = dict(state)
+    for key, value in state.items():
+        if key.endswith("positions.table") and key in expected and value.shape[1:] == expected[key].shape[1:]:
+            out[key] = resample_frames(value, expected[key].shape[0])
+    return out
+
+
 def _load_weights(model: VidLA, checkpoint: LoadedCheckpoint, source: str) -> None:
     """Copies checkpoint weights into `model`, naming every key that is missing, unknown or of the wrong shape.
     Temporal parameters absent from the checkpoint keep the design's CLIP-based initialisation."""
     expected = model.state_dict()
-    state = checkpoint.state_dict
+    state = _resample_frame_tables(checkpoint.state_dict, expected)
     unexpected = sorted(k for k in state if k not in expected)
     missing = sorted(k for k in expected if k not in state and not k.startswith("temporal."))
     mismatched = [f"{k}: checkpoint {tuple(state[k].shape)}, model {tuple(expected[k].shape)}"

@@ -31,6 +31,7 @@ class VidLA(nn.Module):
         self.text = TextTransformer(config.text, config.embed_dim)
         self.temporal = create_temporal(config.temporal, config.vision, config.num_frames,
                                         config.temporal_options)
+        self.temporal.init_from_clip(self.visual)
         self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init)))
         self.tokenizer = tokenizer or CLIPTokenizer.default(config.text.context_length)
 
