@@ -1,0 +1,161 @@
+"""Video-encoder cost per temporal design: latency, peak memory, parameters and FLOPs, relative to meanpool.
+
+    python bench/encoder.py                       # CPU default: batch 1 everywhere, batch 8 at B/32 T=12
+    python bench/encoder.py --batches 1 8 --repeats 10 --dtype bf16     # the full grid, e.g. on a GPU
+
+Each measurement runs in a fresh subprocess so that peak memory belongs to that forward pass alone (CUDA:
+max_memory_allocated; CPU: peak RSS growth during the forward). MACs (multiply-accumulates) per clip
+count matmuls/convolutions with torch.utils.flop_counter and attention from the shape of every
+scaled_dot_product_attention call (a masked dense call counts in full). Random weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import resource
+import statistics
+import sys
+import time
+
+DESIGNS = {  # label -> (temporal design, options)
+    "meanpool": ("meanpool", {}),
+    "hta": ("hta", {}),
+    "hta-dense": ("hta", {"attention": "dense"}),
+    "joint": ("joint", {}),
+    "divided": ("divided", {}),
+    "proxy": ("proxy", {}),
+    "htwa": ("htwa", {}),
+}
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+
+def measure(model_name: str, label: str, frames: int, batch: int, repeats: int, dtype: str, device: str,
+            queue: mp.Queue) -> None:
+    import torch
+    import vidla
+
+    torch.manual_seed(0)
+    design, options = DESIGNS[label]
+    model = vidla.create_model(model_name, temporal=design, num_frames=frames, **options).eval().to(device)
+    params = sum(p.numel() for p in model.visual.parameters()) + sum(p.numel() for p in model.temporal.parameters())
+    size = model.image_size
+    autocast = torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=dtype == "bf16")
+    video = torch.randn(batch, frames, 3, size, size, device=device)
+
+    def forward():
+        with torch.no_grad(), autocast:
+            out = model.encode_video(video)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return out
+
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = _rss_bytes()
+    forward()  # warm-up, and the peak-memory measurement
+    peak = (torch.cuda.max_memory_allocated() if device.startswith("cuda")
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) - base
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        forward()
+        times.append(time.perf_counter() - start)
+    queue.put(dict(model=model_name, design=label, frames=frames, batch=batch, params=params,
+                   latency_ms=1000 * statistics.median(times), peak_mib=max(peak, 0) / 2**20,
+                   gmacs=count_macs(model, video[:1]) / 1e9))
+
+
+def count_macs(model, video) -> int:
+    """Multiply-accumulates of one forward: matmuls and convolutions from torch's flop counter, attention
+    from the shapes of every scaled_dot_product_attention call (Lq x Lk x head_dim per head, for QK^T and
+    for AV), as computed: a masked dense call counts in full."""
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+
+    attention = 0
+    original = F.scaled_dot_product_attention
+
+    def counting(q, k, v, *args, **kwargs):
+        nonlocal attention
+        attention += 2 * q.shape[:-2].numel() * q.shape[-2] * k.shape[-2] * q.shape[-1]
+        return original(q, k, v, *args, **kwargs)
+
+    F.scaled_dot_product_attention = counting
+    try:
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model.encode_video(video)
+    finally:
+        F.scaled_dot_product_attention = original
+    dense = sum(n for op, n in counter.get_flop_counts()["Global"].items() if "attention" not in str(op))
+    return dense // 2 + attention
+
+
+def run_one(*args) -> dict:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    process = ctx.Process(target=measure, args=(*args, queue))
+    process.start()
+    process.join()
+    if process.exitcode != 0:
+        return {"error": f"exit code {process.exitcode}"}
+    return queue.get()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["vidla-b32", "vidla-b16"])
+    parser.add_argument("--frames", nargs="+", type=int, default=[12, 32])
+    parser.add_argument("--batches", nargs="+", type=int, default=None,
+                        help="default: 1 and 8 on a GPU; 1 on CPU, plus 8 for the first model at the first frame count")
+    parser.add_argument("--designs", nargs="+", default=list(DESIGNS), choices=list(DESIGNS))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--json", help="also write the rows to this file")
+    args = parser.parse_args()
+
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    describe = torch.cuda.get_device_name(0) if device.startswith("cuda") else \
+        f"CPU, {torch.get_num_threads()} threads"
+    print(f"# encoder benchmark: {describe}, torch {torch.__version__}, {args.dtype}, median of {args.repeats}\n")
+    grid = []
+    for model_name in args.models:
+        for frames in args.frames:
+            batches = args.batches or ([1, 8] if device.startswith("cuda") or
+                                       (model_name, frames) == (args.models[0], args.frames[0]) else [1])
+            grid += [(model_name, frames, batch) for batch in batches]
+    rows = []
+    print("| model | T | batch | design | params (M) | GMACs/clip | latency (ms) | x meanpool | peak mem (MiB) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for model_name, frames, batch in grid:
+        floor = None
+        for label in args.designs:
+            row = run_one(model_name, label, frames, batch, args.repeats, args.dtype, device)
+            row.update(model=model_name, design=label, frames=frames, batch=batch)
+            rows.append(row)
+            if "error" in row:
+                print(f"| {model_name} | {frames} | {batch} | {label} | {row['error']} | | | | |", flush=True)
+                continue
+            floor = row["latency_ms"] if label == "meanpool" else floor
+            ratio = f"{row['latency_ms'] / floor:.2f}" if floor else "-"
+            print(f"| {model_name} | {frames} | {batch} | {label} | {row['params'] / 1e6:.1f} | "
+                  f"{row['gmacs']:.1f} | {row['latency_ms']:.0f} | {ratio} | {row['peak_mib']:.0f} |", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"device": describe, "dtype": args.dtype, "rows": rows}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
