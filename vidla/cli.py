@@ -12,7 +12,8 @@ import sys
 
 # Feature areas whose subcommands are registered, in --help order. A module that is absent is skipped, so the
 # command keeps working while an area is being built.
-_SUBCOMMAND_MODULES = ["vidla.commands", "vidla.data.cli", "vidla.curate.cli"]
+_SUBCOMMAND_MODULES = ["vidla.commands", "vidla.train.cli", "vidla.evaluate.cli", "vidla.data.cli",
+                       "vidla.curate.cli"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as e:
-            if e.name == name:
+            if e.name and name.startswith(e.name):  # the area itself is absent, not one of its imports
                 continue
             raise
         module.add_subcommands(subparsers)
@@ -37,7 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # `key=value` overrides may come before or after options (argparse stops a positional list at an option)
+    if extra and isinstance(getattr(args, "overrides", None), list) and all("=" in e for e in extra):
+        args.overrides += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0

@@ -71,13 +71,18 @@ def load_model(source: str | Path, temporal: str | None = None, num_frames: int 
 
 def save_model(model: VidLA, path: str | Path) -> Path:
     """Writes a vidla checkpoint: one safetensors file whose metadata holds the model config."""
+    return save_state_dict(model.state_dict(), model.config, path)
+
+
+def save_state_dict(state: dict[str, torch.Tensor], config: ModelConfig, path: str | Path) -> Path:
+    """Writes vidla-layout weights and their config as a vidla checkpoint (atomically)."""
     from safetensors.torch import save
 
     path = Path(path)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    metadata = {VIDLA_CONFIG_KEY: json.dumps(asdict(model.config)), "format": "vidla"}
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    metadata = {VIDLA_CONFIG_KEY: json.dumps(asdict(config)), "format": "vidla"}
     with atomic_write(path, "wb") as f:
-        f.write(save(state, metadata=metadata))
+        f.write(save(tensors, metadata=metadata))
     return path
 
 

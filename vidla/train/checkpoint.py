@@ -1,0 +1,73 @@
+"""Training checkpoints: `step_NNNNNNN/` folders holding `model.safetensors` (a vidla checkpoint that
+`vidla.load_model` reads) and `state.pt` (optimiser, scheduler, step, random states; plain tensors and
+numbers, loaded with `weights_only=True`). A folder is written under a temporary name and renamed into place,
+so a kill at any moment leaves only complete checkpoints."""
+
+from __future__ import annotations
+
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vidla.models import ModelConfig
+from vidla.models.factory import save_state_dict
+
+_STEP_DIR = re.compile(r"^step_(\d+)$")
+
+
+def rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    state = {"python": random.getstate(), "torch": torch.get_rng_state(),
+             "numpy": [np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:]]}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    version, seq, *rest = state["python"]
+    random.setstate((version, tuple(seq), *rest))
+    torch.set_rng_state(state["torch"])
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, keys.numpy(), *rest))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(folder: Path, step: int, weights: dict[str, torch.Tensor], config: ModelConfig,
+                    state: dict[str, Any], keep: int) -> Path:
+    """Writes checkpoint `step` (full model weights, training state) atomically, then removes all but the
+    newest `keep`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"step_{step:07d}"
+    partial = folder / f".step_{step:07d}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    save_state_dict(weights, config, partial / "model.safetensors")
+    torch.save({**state, "step": step}, partial / "state.pt")
+    if final.exists():
+        shutil.rmtree(final)
+    partial.rename(final)
+    for old in list_checkpoints(folder)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(folder: Path) -> list[Path]:
+    """Complete checkpoints, oldest first."""
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP_DIR.match(p.name)) and p.is_dir()]
+    return [p for _, p in sorted(found)]
+
+
+def load_state(checkpoint: Path) -> dict[str, Any]:
+    try:
+        return torch.load(checkpoint / "state.pt", map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise RuntimeError(f"{checkpoint / 'state.pt'}: unreadable training state ({e})") from e

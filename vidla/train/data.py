@@ -1,0 +1,104 @@
+"""Training batches: a deterministic, resumable order of samples, robust samples, and collation."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+log = logging.getLogger(__name__)
+
+
+class StepBatches:
+    """Batch sampler: the sample keys of each (step, micro-batch) for one rank.
+
+    The data order is a stream of seeded permutations (one per epoch); global step s takes the next
+    `batch_size` keys; within a step, micro-batch m of rank r takes the contiguous slice m*k + r. So the order
+    depends only on (seed, step): a resumed run continues exactly, and k processes see together the same
+    global batch one process would. A key is epoch * n + index, so samples can seed their augmentation.
+    """
+
+    def __init__(self, num_items: int, batch_size: int, steps: int, seed: int, rank: int = 0, world: int = 1,
+                 accumulation: int = 1, start_step: int = 0):
+        if batch_size % (world * accumulation):
+            raise ValueError(f"batch size {batch_size} is not divisible by {world} x {accumulation}")
+        self.num_items, self.batch_size, self.steps, self.seed = num_items, batch_size, steps, seed
+        self.rank, self.world, self.accumulation, self.start_step = rank, world, accumulation, start_step
+        self.micro = batch_size // (world * accumulation)
+
+    def __len__(self) -> int:
+        return (self.steps - self.start_step) * self.accumulation
+
+    def global_keys(self, step: int) -> np.ndarray:
+        first, last = step * self.batch_size, (step + 1) * self.batch_size
+        keys = []
+        for epoch in range(first // self.num_items, (last - 1) // self.num_items + 1):
+            order = np.random.default_rng([self.seed, epoch]).permutation(self.num_items) + epoch * self.num_items
+            lo, hi = max(first, epoch * self.num_items), min(last, (epoch + 1) * self.num_items)
+            keys.append(order[lo - epoch * self.num_items: hi - epoch * self.num_items])
+        return np.concatenate(keys)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for step in range(self.start_step, self.steps):
+            keys = self.global_keys(step)
+            for m in range(self.accumulation):
+                start = (m * self.world + self.rank) * self.micro
+                yield keys[start: start + self.micro].tolist()
+
+
+class RandomClips(Dataset):
+    """Random frames and made-up texts, fixed by the key: for benchmarks and tests without video files."""
+
+    def __init__(self, num_clips: int, num_frames: int, image_size: int, text_kinds: Sequence[str]):
+        self.num_clips, self.num_frames, self.image_size = num_clips, num_frames, image_size
+        self.text_kinds = list(text_kinds)
+
+    def __len__(self) -> int:
+        return self.num_clips
+
+    def __getitem__(self, key: int) -> dict[str, Any]:
+        index = key % self.num_clips
+        generator = torch.Generator().manual_seed(index)
+        video = torch.randn(self.num_frames, 3, self.image_size, self.image_size, generator=generator)
+        words = torch.randint(0, 50, (self.num_frames,), generator=generator).tolist()
+        texts = {kind: f"{kind} " + " ".join(f"w{w}" for w in words) for kind in self.text_kinds}
+        return {"video": video, "texts": texts, "key": key}
+
+
+class SkipFailures(Dataset):
+    """Wraps a dataset whose samples may fail (corrupt video, missing text): a failed sample is logged,
+    counted in the sample's "skipped", and replaced by the next index, so every batch keeps its size (ranks must agree on it)."""
+
+    def __init__(self, dataset: Dataset, max_tries: int = 16):
+        self.dataset, self.max_tries = dataset, max_tries
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: int) -> dict[str, Any]:
+        n = len(self)
+        for attempt in range(self.max_tries):
+            candidate = (key // n) * n + (key % n + attempt) % n
+            try:
+                return {**self.dataset[candidate], "key": key, "skipped": attempt}
+            except Exception as e:  # noqa: BLE001 - any bad sample is skipped, never a crash
+                log.warning("skipping sample %d: %s", candidate % n, e)
+        raise RuntimeError(f"{self.max_tries} consecutive samples failed from index {key % n}; "
+                           "is the data readable?")
+
+
+def make_collate(tokenize: Callable[[list[str]], torch.Tensor], text_kinds: Sequence[str]):
+    """Stacks videos and tokenizes each text kind (in the loader workers, off the training process)."""
+
+    def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "video": torch.stack([s["video"] for s in samples]),
+            "tokens": {kind: tokenize([s["texts"][kind] for s in samples]) for kind in text_kinds},
+            "keys": torch.tensor([s["key"] for s in samples]),
+            "skipped": sum(s.get("skipped", 0) for s in samples),
+        }
+
+    return collate

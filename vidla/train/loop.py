@@ -1,0 +1,293 @@
+"""The training loop: one code path for one plain process and for torchrun (DDP or FSDP)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
+from torch.utils.data import DataLoader
+
+import vidla
+from vidla.io import atomic_write
+from vidla.models import VidLA
+from vidla.models.factory import save_state_dict
+from vidla.train.checkpoint import list_checkpoints, load_state, rng_state, save_checkpoint, set_rng_state
+from vidla.train.config import TrainConfig
+from vidla.train.data import RandomClips, SkipFailures, StepBatches, make_collate
+from vidla.train.distributed import World, average_gradients, close_world, init_world, mean_over_ranks
+from vidla.train.loss import MAX_LOGIT_SCALE, ContrastiveLoss
+from vidla.train.optim import build_optimizer, build_scheduler
+
+log = logging.getLogger(__name__)
+_FULL_STATE = StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; no checkpoint is written for that step."""
+
+
+class FeatureStep(nn.Module):
+    """What DDP/FSDP wrap: one forward from a batch to video and text features (and the temperature, so every
+    trained parameter is reached through the wrapped forward)."""
+
+    def __init__(self, model: VidLA):
+        super().__init__()
+        self.model = model
+
+    def forward(self, video: torch.Tensor, tokens: dict[str, torch.Tensor]):
+        video_features = self.model.encode_video(video)
+        text_features = {kind: self.model.encode_text(ids) for kind, ids in tokens.items()}
+        return video_features, text_features, self.model.logit_scale
+
+
+def build_model(config: TrainConfig) -> VidLA:
+    m = config.model
+    if m.pretrained:
+        model = vidla.create_model(m.name, temporal=m.temporal, num_frames=config.data.num_frames,
+                                   pretrained=m.pretrained, **m.temporal_options)
+    else:
+        model = vidla.create_model(m.name, temporal=m.temporal, num_frames=config.data.num_frames,
+                                   **m.temporal_options)
+    model.set_grad_checkpointing(m.grad_checkpointing)
+    return model
+
+
+def build_dataset(config: TrainConfig, model: VidLA):
+    d = config.data
+    if d.random_clips > 0:
+        dataset = RandomClips(d.random_clips, d.num_frames, model.image_size, d.text_kinds)
+    else:
+        from vidla.train.clips import ManifestClips
+
+        dataset = ManifestClips(d.train, d.text_kinds, d.num_frames, model.image_size, d.sampling, d.augment,
+                                config.seed)
+    return SkipFailures(dataset)
+
+
+def wrap(step_module: FeatureStep, config: TrainConfig, world: World) -> nn.Module:
+    if not world.distributed:
+        return step_module
+    if config.strategy == "fsdp":
+        from torch.distributed.fsdp import fully_shard
+
+        model = step_module.model
+        for block in [*model.visual.transformer.resblocks, *model.text.transformer.resblocks]:
+            fully_shard(block)
+        # FSDP cannot shard a 0-d parameter: the temperature stays replicated, its gradient averaged by hand
+        return fully_shard(step_module, ignored_params={model.logit_scale})
+    device_ids = [world.device.index] if world.device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(step_module, device_ids=device_ids)
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, resume: bool = False, progress: bool = True):
+        self.config, self.resume, self.progress = config, resume, progress
+        self.output = Path(config.output_dir)
+        self.checkpoints = self.output / "checkpoints"
+
+    def run(self) -> dict[str, Any]:
+        config = self.config
+        world = init_world(config.device)
+        try:
+            config.validate(world.size)
+            return self._run(world)
+        finally:
+            close_world(world)
+
+    def _run(self, world: World) -> dict[str, Any]:
+        config = self.config
+        _seed_everything(config.seed)
+        model = build_model(config).to(world.device)
+        step_module = FeatureStep(model)
+        wrapped = wrap(step_module, config, world)  # before the optimiser: FSDP replaces the parameters
+        optimizer = build_optimizer(model, config.optim)
+        scheduler = build_scheduler(optimizer, config.optim, config.steps)
+        start_step = self._restore(step_module, optimizer, scheduler) if self.resume else 0
+        if world.is_main:
+            self._write_config()
+            self._trim_metrics(start_step)
+        dataset = build_dataset(config, model)
+        sampler = StepBatches(len(dataset), config.batch_size, config.steps, config.seed, world.rank, world.size,
+                              config.accumulation, start_step)
+        loader = DataLoader(dataset, batch_sampler=sampler, num_workers=config.data.workers,
+                            collate_fn=make_collate(model.tokenizer, config.data.text_kinds),
+                            pin_memory=world.device.type == "cuda",
+                            persistent_workers=config.data.workers > 0,
+                            prefetch_factor=4 if config.data.workers > 0 else None)
+        loss_fn = ContrastiveLoss(world, config.local_loss)
+        logger = _MetricsLog(self.output, config.tensorboard) if world.is_main else None
+        summary = self._loop(world, step_module, wrapped, loss_fn, optimizer, scheduler, iter(loader), start_step, logger)
+        if logger:
+            logger.close()
+        return summary
+
+    def _loop(self, world, step_module, wrapped, loss_fn, optimizer, scheduler, batches, start_step, logger):
+        config, model = self.config, step_module.model
+        autocast = torch.autocast(world.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
+        bar = _progress(world.is_main and self.progress, start_step, config.steps)
+        clips_per_step, started, loss_value, skipped = config.batch_size, time.perf_counter(), float("nan"), 0
+        for step in range(start_step, config.steps):
+            loss_sum = torch.zeros((), device=world.device)
+            parts_sum: dict[str, float] = {}
+            for micro in range(config.accumulation):
+                batch = next(batches)
+                skipped += batch["skipped"]
+                video = batch["video"].to(world.device, non_blocking=True)
+                tokens = {k: v.to(world.device, non_blocking=True) for k, v in batch["tokens"].items()}
+                with _no_sync(wrapped, micro < config.accumulation - 1), autocast:
+                    video_features, text_features, scale = wrapped(video, tokens)
+                loss, parts = loss_fn(video_features.float(), {k: v.float() for k, v in text_features.items()},
+                                      scale)
+                (loss / config.accumulation).backward()
+                loss_sum += loss.detach() / config.accumulation
+                for kind, value in parts.items():
+                    parts_sum[kind] = parts_sum.get(kind, 0.0) + value.item() / config.accumulation
+            loss_value = mean_over_ranks(loss_sum, world).item()
+            if not math.isfinite(loss_value):
+                raise TrainingDiverged(f"step {step + 1}: the loss is {loss_value}; stopping without writing a "
+                                       f"checkpoint (last good one: {self._last_checkpoint_name()})")
+            if config.strategy == "fsdp":
+                average_gradients([model.logit_scale], world)
+            grad_norm = self._clip(wrapped)
+            lr = optimizer.param_groups[0]["lr"]
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+            done = step + 1
+            rate = clips_per_step * (done - start_step) / (time.perf_counter() - started)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}", clips_s=f"{rate:.1f}")
+            if logger and (done % config.log_every == 0 or done == config.steps):
+                logger.write({"step": done, "loss": loss_value, **{f"loss_{k}": v for k, v in parts_sum.items()},
+                              "lr": lr, "temperature": 1 / model.logit_scale.exp().item(),
+                              "grad_norm": grad_norm, "clips_per_s": rate, "skipped_samples": skipped})
+            if done % config.checkpoint_every == 0 or done == config.steps:
+                self._save(world, step_module, optimizer, scheduler, done)
+            if config.data.val and logger and ((config.val_every and done % config.val_every == 0)
+                                               or done == config.steps):
+                logger.write({"step": done, **self._validate(model, world)})
+        if bar is not None:
+            bar.close()
+        return {"steps": config.steps, "loss": loss_value, "output_dir": str(self.output),
+                "skipped_samples": skipped, "rank": world.rank}
+
+    def _clip(self, wrapped: nn.Module) -> float:
+        params = [p for p in wrapped.parameters() if p.grad is not None]
+        if self.config.optim.clip_grad > 0:
+            norm = torch.nn.utils.clip_grad_norm_(params, self.config.optim.clip_grad)
+        else:
+            norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+        return float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
+
+    def _save(self, world: World, step_module: FeatureStep, optimizer, scheduler, step: int) -> None:
+        # full (unsharded) state dicts, gathered on every rank (collective under FSDP), written by rank 0
+        weights, optimizer_state = get_state_dict(step_module, optimizer, options=_FULL_STATE)
+        weights = {k.removeprefix("model."): v for k, v in weights.items()}
+        state = {"optimizer": optimizer_state, "scheduler": scheduler.state_dict(), "rng": rng_state()}
+        if world.is_main:
+            config = step_module.model.config
+            save_checkpoint(self.checkpoints, step, weights, config, state, self.config.keep_checkpoints)
+            if step == self.config.steps:
+                save_state_dict(weights, config, self.output / "model.safetensors")
+        if world.distributed:
+            torch.distributed.barrier()
+
+    def _restore(self, step_module: FeatureStep, optimizer, scheduler) -> int:
+        found = list_checkpoints(self.checkpoints)
+        if not found:
+            log.warning("%s: no checkpoint to resume from; starting at step 0", self.checkpoints)
+            return 0
+        latest = found[-1]
+        weights = vidla.load_model(latest / "model.safetensors").state_dict()
+        state = load_state(latest)
+        set_state_dict(step_module, optimizer, model_state_dict={f"model.{k}": v for k, v in weights.items()},
+                       optim_state_dict=state["optimizer"], options=_FULL_STATE)
+        scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        print(f"resuming from {latest} (step {state['step']})")
+        return int(state["step"])
+
+    def _last_checkpoint_name(self) -> str:
+        found = list_checkpoints(self.checkpoints)
+        return str(found[-1]) if found else "none"
+
+    def _write_config(self) -> None:
+        with atomic_write(self.output / "config.yaml") as f:
+            yaml.safe_dump(json.loads(json.dumps(asdict(self.config))), f, sort_keys=False)
+
+    def _trim_metrics(self, start_step: int) -> None:
+        """On resume, drop the metrics of steps after the checkpoint (they are about to be redone)."""
+        path = self.output / "metrics.jsonl"
+        if not path.is_file():
+            return
+        kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= start_step]
+        with atomic_write(path) as f:
+            f.write("".join(line + "\n" for line in kept))
+
+    def _validate(self, model: VidLA, world: World) -> dict[str, float]:
+        from vidla.train.clips import validation_retrieval
+
+        return validation_retrieval(model, self.config, world)
+
+
+def _no_sync(wrapped: nn.Module, skip_sync: bool):
+    import contextlib
+
+    return wrapped.no_sync() if skip_sync and hasattr(wrapped, "no_sync") else contextlib.nullcontext()
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _progress(enabled: bool, start: int, total: int):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True)
+
+
+class _MetricsLog:
+    """metrics.jsonl (always) and TensorBoard (when installed and enabled)."""
+
+    def __init__(self, output: Path, tensorboard: bool):
+        output.mkdir(parents=True, exist_ok=True)
+        self.file = (output / "metrics.jsonl").open("a", encoding="utf-8")
+        self.board = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.board = SummaryWriter(str(output / "tensorboard"))
+            except ImportError:
+                log.info("tensorboard is not installed; metrics go to metrics.jsonl only")
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.file.write(json.dumps(row) + "\n")
+        self.file.flush()
+        if self.board is not None:
+            for key, value in row.items():
+                if key != "step" and isinstance(value, (int, float)):
+                    self.board.add_scalar(key, value, row["step"])
+
+    def close(self) -> None:
+        self.file.close()
+        if self.board is not None:
+            self.board.close()
