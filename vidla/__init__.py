@@ -19,5 +19,7 @@ from vidla.models import (  # noqa: E402
     save_model,
 )
 
+from vidla.data import load_benchmark, load_video, preprocess_video, read_clip  # noqa: E402
+
 __all__ = ["CLIPTokenizer", "CheckpointError", "ModelConfig", "VidLA", "__version__", "create_model",
-           "list_models", "load_model", "save_model"]
+           "list_models", "load_benchmark", "load_model", "load_video", "preprocess_video", "read_clip", "save_model"]

@@ -45,8 +45,11 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         return value
     if dataclasses.is_dataclass(hint) and isinstance(value, dict):
         return from_dict(hint, value, where + ".")
-    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+    if hint is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:  # YAML 1.1 reads "1e-05" (no dot) as a string
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
     if hint in (int, str, bool) and not isinstance(value, hint):
         raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
     if origin in (list, tuple) and isinstance(value, (list, tuple)):
