@@ -19,6 +19,8 @@ import statistics
 import sys
 import time
 
+from common import count_macs
+
 DESIGNS = {  # label -> (temporal design, options)
     "meanpool": ("meanpool", {}),
     "hta": ("hta", {}),
@@ -70,33 +72,7 @@ def measure(model_name: str, label: str, frames: int, batch: int, repeats: int, 
         times.append(time.perf_counter() - start)
     queue.put(dict(model=model_name, design=label, frames=frames, batch=batch, params=params,
                    latency_ms=1000 * statistics.median(times), peak_mib=max(peak, 0) / 2**20,
-                   gmacs=count_macs(model, video[:1]) / 1e9))
-
-
-def count_macs(model, video) -> int:
-    """Multiply-accumulates of one forward: matmuls and convolutions from torch's flop counter, attention
-    from the shapes of every scaled_dot_product_attention call (Lq x Lk x head_dim per head, for QK^T and
-    for AV), as computed: a masked dense call counts in full."""
-    import torch
-    import torch.nn.functional as F
-    from torch.utils.flop_counter import FlopCounterMode
-
-    attention = 0
-    original = F.scaled_dot_product_attention
-
-    def counting(q, k, v, *args, **kwargs):
-        nonlocal attention
-        attention += 2 * q.shape[:-2].numel() * q.shape[-2] * k.shape[-2] * q.shape[-1]
-        return original(q, k, v, *args, **kwargs)
-
-    F.scaled_dot_product_attention = counting
-    try:
-        with FlopCounterMode(display=False) as counter, torch.no_grad():
-            model.encode_video(video)
-    finally:
-        F.scaled_dot_product_attention = original
-    dense = sum(n for op, n in counter.get_flop_counts()["Global"].items() if "attention" not in str(op))
-    return dense // 2 + attention
+                   gmacs=count_macs(lambda: model.encode_video(video[:1])) / 1e9))
 
 
 def run_one(*args) -> dict:

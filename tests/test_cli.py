@@ -27,7 +27,15 @@ def test_models_lists_the_registry(capsys):
         assert name in out
 
 
-def test_demo_quick_runs_end_to_end(capsys):
-    assert main(["demo", "--quick"]) == 0
+def test_demo_quick_runs_end_to_end(capsys, tmp_path):
+    import json
+
+    assert main(["demo", "--quick", "--output", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "t2v_r1" in out and "top clips" in out
+    assert "| design | t2v R@1 |" in out and "verdict:" in out and "query:" in out
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert set(results["designs"]) == {"meanpool", "hta"}
+    for metrics in results["designs"].values():
+        assert 0 <= metrics["t2v_r1"] <= 100 and 0 <= metrics["twin_accuracy"] <= 100
+    assert (tmp_path / "demo_results.png").stat().st_size > 1000
+    assert (tmp_path / "hta" / "model.safetensors").is_file() and (tmp_path / "data" / "test.jsonl").is_file()

@@ -4,7 +4,7 @@ from vidla.models.checkpoints import CheckpointError
 from vidla.models.config import ModelConfig, TextConfig, VisionConfig, get_model_config, list_models
 from vidla.models.factory import create_model, load_model, save_model
 from vidla.models.tokenizer import CLIPTokenizer
-from vidla.models.vidla import CLIP_MEAN, CLIP_STD, VidLA
+from vidla.models.vidla import VidLA
 
-__all__ = ["CLIP_MEAN", "CLIP_STD", "CLIPTokenizer", "CheckpointError", "ModelConfig", "TextConfig", "VidLA",
+__all__ = ["CLIPTokenizer", "CheckpointError", "ModelConfig", "TextConfig", "VidLA",
            "VisionConfig", "create_model", "get_model_config", "list_models", "load_model", "save_model"]

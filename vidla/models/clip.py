@@ -90,12 +90,14 @@ class TextTransformer(nn.Module):
 
     def forward(self, token_ids: torch.Tensor) -> torch.Tensor:
         """[B, L] token ids (L <= context_length) -> [B, output_dim] text features (unnormalised)."""
-        length = token_ids.shape[1]
-        if length > self.config.context_length:
-            raise ValueError(f"{length} tokens exceed the text context of {self.config.context_length}")
-        x = self.token_embedding(token_ids) + self.positional_embedding[:length]
+        if token_ids.shape[1] > self.config.context_length:
+            raise ValueError(f"{token_ids.shape[1]} tokens exceed the text context of {self.config.context_length}")
+        eot = self.eot_positions(token_ids)
+        # under the causal mask nothing after a row's end token reaches its feature: skip the padding columns
+        token_ids = token_ids[:, : int(eot.max()) + 1]
+        x = self.token_embedding(token_ids) + self.positional_embedding[: token_ids.shape[1]]
         x = self.transformer(x, is_causal=True)
         x = self.ln_final(x)
-        pooled = x[torch.arange(x.shape[0], device=x.device), self.eot_positions(token_ids)]
+        pooled = x[torch.arange(x.shape[0], device=x.device), eot]
         return pooled @ self.text_projection
 

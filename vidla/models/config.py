@@ -69,6 +69,7 @@ _REGISTRY: dict[str, ModelConfig] = {
     "vidla-l14": _clip(768, 224, 14, 1024, 24, 768, 12),
     "vidla-l14-336": _clip(768, 336, 14, 1024, 24, 768, 12),
     "vidla-small": _clip(256, 112, 16, 256, 4, 256, 4),
+    "vidla-demo": _clip(128, 32, 8, 128, 4, 128, 4),
     "vidla-tiny": _clip(64, 32, 8, 64, 2, 64, 2),
 }
 

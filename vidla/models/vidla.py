@@ -13,10 +13,6 @@ from vidla.models.config import ModelConfig
 from vidla.models.temporal import create_temporal
 from vidla.models.tokenizer import CLIPTokenizer
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
 class VidLA(nn.Module):
     """Two towers sharing an embedding space.
 

@@ -24,10 +24,11 @@ class DataSection:
     val: str | None = None                # manifest for periodic validation retrieval
     text_kinds: list[str] = field(default_factory=lambda: ["caption", "subtitle"])
     num_frames: int = 12
-    sampling: str = "uniform"             # uniform (paper) | segment (TSN) for training
+    sampling: str = "uniform"             # uniform (paper) | random (TSN segment-random) | dense | fps
     augment: bool = True                  # multi-scale crop {1.0, 0.8} + flip; False = centre crop
     workers: int = 4
     random_clips: int = 0                 # > 0: random tensors instead of video files (benchmarks, tests)
+    group_size: int = 1                   # keep runs of this many consecutive manifest records in one batch
 
 
 @dataclass

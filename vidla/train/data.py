@@ -22,9 +22,13 @@ class StepBatches:
     """
 
     def __init__(self, num_items: int, batch_size: int, steps: int, seed: int, rank: int = 0, world: int = 1,
-                 accumulation: int = 1, start_step: int = 0):
+                 accumulation: int = 1, start_step: int = 0, group_size: int = 1):
         if batch_size % (world * accumulation):
             raise ValueError(f"batch size {batch_size} is not divisible by {world} x {accumulation}")
+        if group_size > 1 and (num_items % group_size or batch_size % group_size):
+            raise ValueError(f"group_size {group_size} must divide the number of items ({num_items}) and the "
+                             f"batch size ({batch_size})")
+        self.group_size = group_size
         self.num_items, self.batch_size, self.steps, self.seed = num_items, batch_size, steps, seed
         self.rank, self.world, self.accumulation, self.start_step = rank, world, accumulation, start_step
         self.micro = batch_size // (world * accumulation)
@@ -36,10 +40,16 @@ class StepBatches:
         first, last = step * self.batch_size, (step + 1) * self.batch_size
         keys = []
         for epoch in range(first // self.num_items, (last - 1) // self.num_items + 1):
-            order = np.random.default_rng([self.seed, epoch]).permutation(self.num_items) + epoch * self.num_items
+            order = self.epoch_order(epoch) + epoch * self.num_items
             lo, hi = max(first, epoch * self.num_items), min(last, (epoch + 1) * self.num_items)
             keys.append(order[lo - epoch * self.num_items: hi - epoch * self.num_items])
         return np.concatenate(keys)
+
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        """A seeded permutation of the items; with group_size g, runs of g consecutive items stay together
+        (hard negatives such as twin clips written next to each other then share a batch)."""
+        groups = np.random.default_rng([self.seed, epoch]).permutation(self.num_items // self.group_size)
+        return (groups[:, None] * self.group_size + np.arange(self.group_size)[None]).ravel()
 
     def __iter__(self) -> Iterator[list[int]]:
         for step in range(self.start_step, self.steps):

@@ -119,7 +119,7 @@ class Trainer:
             self._trim_metrics(start_step)
         dataset = build_dataset(config, model)
         sampler = StepBatches(len(dataset), config.batch_size, config.steps, config.seed, world.rank, world.size,
-                              config.accumulation, start_step)
+                              config.accumulation, start_step, config.data.group_size)
         loader = DataLoader(dataset, batch_sampler=sampler, num_workers=config.data.workers,
                             collate_fn=make_collate(model.tokenizer, config.data.text_kinds),
                             pin_memory=world.device.type == "cuda",
@@ -241,7 +241,11 @@ class Trainer:
     def _validate(self, model: VidLA, world: World) -> dict[str, float]:
         from vidla.train.clips import validation_retrieval
 
-        return validation_retrieval(model, self.config, world)
+        if self.config.strategy == "fsdp" and world.distributed:
+            log.warning("validation during FSDP training is not supported; run `vidla eval` on a checkpoint")
+            return {}
+        d = self.config.data
+        return validation_retrieval(model, d.val, d.text_kinds[0], d.num_frames, d.workers)
 
 
 def _no_sync(wrapped: nn.Module, skip_sync: bool):

@@ -14,12 +14,13 @@ import os
 from pathlib import Path
 from types import ModuleType
 
-from vidla.data.benchmarks import activitynet, didemo, kinetics, msrvtt, msvd, ssv2, vatex
+from vidla.data.benchmarks import activitynet, didemo, kinetics, manifest, msrvtt, msvd, ssv2, vatex
 from vidla.data.benchmarks.base import AnnotationsMissing, BenchmarkSplit, VideoFinder
 
-_MODULES: dict[str, ModuleType] = {m.NAME: m for m in (msrvtt, didemo, activitynet, msvd, vatex, kinetics, ssv2)}
+_MODULES: dict[str, ModuleType] = {m.NAME: m for m in (msrvtt, didemo, activitynet, msvd, vatex, kinetics, ssv2,
+                                                      manifest)}
 DEFAULT_SPLITS = {"msrvtt": "test-1k", "didemo": "test", "activitynet": "val1", "msvd": "test", "vatex": "test",
-                  "kinetics400": "val", "ssv2": "val"}
+                  "kinetics400": "val", "ssv2": "val", "manifest": "test"}
 ALIASES = {"msr-vtt": "msrvtt", "msr_vtt": "msrvtt", "anet": "activitynet", "activitynet-captions": "activitynet",
            "kinetics": "kinetics400", "kinetics-400": "kinetics400", "k400": "kinetics400",
            "something-something-v2": "ssv2", "sthv2": "ssv2"}
