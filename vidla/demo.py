@@ -26,7 +26,7 @@ RESULTS = "results.json"
 @dataclass
 class DemoSettings:
     num_clips: int = 800
-    steps: int = 300
+    steps: int = 360
     batch_size: int = 32
     num_frames: int = 8
     model: str = "vidla-demo"
