@@ -47,14 +47,20 @@ def test_jpeg_round_trip():
     assert np.abs(decoded.astype(int) - image).mean() < 8
 
 
-def test_seek_and_decode_match_sequential_decoding_on_real_footage(realdata):
+def test_frames_match_sequential_decoding_on_real_footage(realdata):
+    """The frame on screen at t, against a plain sequential PyAV decode sorted by presentation time. AVI files
+    with packed B-frames are left out: PyAV's per-frame times there differ from the ffmpeg command line's, which
+    vidla.data's reader follows exactly (tests/data/test_ffmpeg_exact.py covers them)."""
     import av
 
-    for video in sorted((realdata / "videos").iterdir()):
+    for video in sorted((realdata / "videos").glob("*.mp4")):
         with av.open(str(video)) as container:
-            decoded = [(f.time, f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
-        duration = video_duration(video)
-        times = [0.0, duration * 0.37, duration * 0.38, duration * 0.9]
-        for t, frame in zip(times, read_frames(video, times)):
-            expected = next((image for time, image in decoded if time >= t - 1e-6), decoded[-1][1])
-            assert np.array_equal(frame, expected), (video.name, t)
+            decoded = sorted(((f.time, f.to_ndarray(format="rgb24")) for f in container.decode(video=0)),
+                             key=lambda item: item[0])
+        assert video_duration(video) == pytest.approx(decoded[-1][0], abs=0.5)
+        # midway between two frames' start times, so no rounding convention decides the answer; times count
+        # from the video's first frame (as the ffmpeg command line's -ss does), whatever its stored start time
+        picks = [0, int(len(decoded) * 0.37), int(len(decoded) * 0.38), int(len(decoded) * 0.9)]
+        times = [(decoded[i][0] + decoded[i + 1][0]) / 2 - decoded[0][0] for i in picks]
+        for i, t, frame in zip(picks, times, read_frames(video, times)):
+            assert np.array_equal(frame, decoded[i][1]), (video.name, t)

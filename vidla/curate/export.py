@@ -13,7 +13,7 @@ import json
 from fractions import Fraction
 from pathlib import Path
 
-from vidla.curate.frames import VideoDecodeError, open_video
+from vidla.curate.frames import VideoDecodeError
 from vidla.data.manifest import ClipRecord, iter_manifest
 from vidla.data.shards import ShardWriter, shard_key
 
@@ -28,7 +28,10 @@ def cut_clip(path: str | Path, start: float, end: float, max_side: int | None = 
     """The frames shown in [start, end) of a video, re-encoded into an in-memory MP4 (timestamps from 0)."""
     import av
 
-    container = open_video(path)
+    try:
+        container = av.open(str(path))
+    except Exception as e:  # av raises many types; name the file whatever went wrong
+        raise VideoDecodeError(path, f"cannot open: {e}") from e
     buffer = io.BytesIO()
     with container:
         source = container.streams.video[0]
@@ -49,7 +52,7 @@ def cut_clip(path: str | Path, start: float, end: float, max_side: int | None = 
                 for packet in stream.encode(picture):
                     out.mux(packet)
             if stream is None:
-                raise VideoDecodeError(f"{path}: no frame in [{start:.3f}, {end:.3f})")
+                raise VideoDecodeError(path, f"no frame in [{start:.3f}, {end:.3f})")
             for packet in stream.encode():
                 out.mux(packet)
     return buffer.getvalue()

@@ -1,8 +1,5 @@
-"""Frames for captioning: which timestamps, decoding them with PyAV, and JPEG encoding for HTTP backends.
-
-The decoder here is deliberately small and local to curation (seek, then decode forward to each timestamp);
-it could later call vidla.data's decoder instead.
-"""
+"""Frames for captioning: which timestamps, decoding them (vidla.data's reader), and JPEG encoding for HTTP
+backends."""
 
 from __future__ import annotations
 
@@ -12,14 +9,12 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import torch
 
-# Decode forward instead of seeking when the next timestamp is this close (seconds): seeking lands on the
-# previous keyframe, so for close timestamps it only repeats work.
-_SEEK_THRESHOLD = 2.0
+from vidla.data.decode import VideoDecodeError, open_video, probe_video
+from vidla.data.transforms import resize
 
-
-class VideoDecodeError(RuntimeError):
-    """A video that cannot be opened or decoded; the message names the file."""
+__all__ = ["VideoDecodeError", "encode_jpeg", "frame_times", "read_frames", "video_duration"]
 
 
 def frame_times(duration: float, fps: float, max_frames: int | None = None) -> list[float]:
@@ -39,77 +34,24 @@ def frame_times(duration: float, fps: float, max_frames: int | None = None) -> l
 
 
 def video_duration(path: str | Path) -> float:
-    """Duration in seconds, from the container header (the video stream's own duration when the container
-    has none)."""
-    container = open_video(path)
-    with container:
-        if container.duration is not None:
-            return container.duration / 1_000_000
-        stream = container.streams.video[0] if container.streams.video else None
-        if stream is not None and stream.duration is not None and stream.time_base is not None:
-            return float(stream.duration * stream.time_base)
-    raise VideoDecodeError(f"{path}: the container gives no duration")
+    """Duration in seconds (vidla.data's probe: container, stream or demuxed packets)."""
+    info = probe_video(path)
+    if not info.duration:
+        raise VideoDecodeError(path, "the container gives no duration")
+    return info.duration
 
 
 def read_frames(path: str | Path, times: Sequence[float], max_side: int | None = None) -> list[np.ndarray]:
-    """RGB uint8 frames [H, W, 3]: for each time, the first frame shown at or after it (the last frame if the
-    time is past the end). Frames are scaled so that their longer side is at most `max_side`."""
-    order = sorted(range(len(times)), key=lambda i: times[i])
-    frames: list[np.ndarray | None] = [None] * len(times)
-    container = open_video(path)
-    try:
-        with container:
-            if not container.streams.video:
-                raise VideoDecodeError(f"{path}: no video stream")
-            stream = container.streams.video[0]
-            stream.thread_type = "SLICE"  # frame threading delays frames and breaks seek-then-decode
-            decoder = _Cursor(container, stream)
-            for index in order:
-                frames[index] = _to_rgb(decoder.frame_at(times[index]), max_side)
-    except VideoDecodeError:
-        raise
-    except Exception as e:  # av raises many types; name the file whatever went wrong
-        raise VideoDecodeError(f"{path}: cannot decode: {e}") from e
-    return frames  # type: ignore[return-value]
-
-
-class _Cursor:
-    """Decodes forward from the last position, seeking only when the target is far ahead. Targets come in
-    increasing order, so the frame returned last is the answer again while it is not before the target."""
-
-    def __init__(self, container, stream):
-        self.container, self.stream = container, stream
-        self.iterator = None
-        self.current = None  # the last frame decoded
-
-    def frame_at(self, time: float):
-        if self.current is not None and self.current.time >= time - 1e-6:
-            return self.current
-        if self.current is None or time - self.current.time > _SEEK_THRESHOLD:
-            self._seek(time)
-        for frame in self.iterator:
-            if frame.time is None:
-                continue
-            self.current = frame
-            if frame.time >= time - 1e-6:
-                return frame
-        if self.current is None:
-            raise VideoDecodeError(f"no frame at or after {time:.3f}s")
-        return self.current  # past the end: the last frame
-
-    def _seek(self, time: float) -> None:
-        offset = int(max(0.0, time) / self.stream.time_base) if self.stream.time_base else 0
-        self.container.seek(offset, stream=self.stream, backward=True, any_frame=False)
-        self.iterator = self.container.decode(self.stream)
-        self.current = None
-
-
-def _to_rgb(frame, max_side: int | None) -> np.ndarray:
-    width, height = frame.width, frame.height
-    if max_side and max(width, height) > max_side:
+    """RGB uint8 frames [H, W, 3]: the frame on screen at each time (the last frame for a time past the end),
+    decoded by vidla.data's reader; frames are scaled so that their longer side is at most `max_side`."""
+    with open_video(path) as reader:
+        frames = torch.from_numpy(reader.frames_at(list(times)).frames)
+    height, width = frames.shape[1:3]
+    if max_side and max(width, height) > max_side and len(frames):
         scale = max_side / max(width, height)
-        width, height = max(2, round(width * scale)), max(2, round(height * scale))
-    return frame.to_ndarray(format="rgb24", width=width, height=height)
+        scaled = resize(frames.permute(0, 3, 1, 2), max(2, round(height * scale)), max(2, round(width * scale)))
+        frames = scaled.to(torch.uint8).permute(0, 2, 3, 1)
+    return [frame.contiguous().numpy() for frame in frames]
 
 
 def encode_jpeg(frame: np.ndarray, quality: int = 3) -> bytes:
@@ -126,13 +68,3 @@ def encode_jpeg(frame: np.ndarray, quality: int = 3) -> bytes:
     picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[:codec.height, :codec.width]), format="rgb24")
     packets = codec.encode(picture.reformat(format="yuvj420p")) + codec.encode(None)
     return b"".join(bytes(p) for p in packets)
-
-
-def open_video(path: str | Path) -> "av.container.InputContainer":  # noqa: F821 (av is imported lazily)
-    """av.open, with errors that name the file."""
-    import av
-
-    try:
-        return av.open(str(path))
-    except Exception as e:
-        raise VideoDecodeError(f"{path}: cannot open: {e}") from e
