@@ -38,7 +38,7 @@ def _csv(path: Path, header: list[str], rows: list[list]) -> None:
 
 
 def test_registry():
-    assert list_benchmarks() == ["msrvtt", "didemo", "activitynet", "msvd", "vatex", "kinetics400", "ssv2"]
+    assert list_benchmarks() == ["msrvtt", "didemo", "activitynet", "msvd", "vatex", "kinetics400", "ssv2", "manifest"]
     assert "test-1k" in benchmark_splits("MSR-VTT")
     with pytest.raises(ValueError, match="unknown benchmark"):
         load_benchmark("imagenet", ".")
