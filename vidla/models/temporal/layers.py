@@ -64,10 +64,12 @@ class TemporalAttention(nn.Module):
 
     def forward(self, patches: torch.Tensor, window: int = 0) -> torch.Tensor:
         """[B, T, N, W] -> [B, T, N, W]."""
-        frames = patches.shape[1]
-        x = patches.transpose(1, 2)  # [B, N, T, W]
+        batch, frames, positions, width = patches.shape
+        # [B*N, T, W]: one short sequence per spatial position, 4-D for SDPA's fused kernels
+        x = patches.transpose(1, 2).reshape(batch * positions, frames, width)
         mask = window_mask(frames, window, patches.device) if 0 < window < frames else None
-        return patches + self.attn(self.ln(x), mask).transpose(1, 2)
+        out = self.attn(self.ln(x), mask).view(batch, positions, frames, width).transpose(1, 2)
+        return patches + out
 
 
 def window_mask(frames: int, window: int, device: torch.device | None = None) -> torch.Tensor:
