@@ -13,7 +13,7 @@ Horizontal flips would swap "left" and "right" in the captions, so the demo trai
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,17 +47,22 @@ def run(output: str | Path = "runs/demo", settings: DemoSettings | None = None, 
     output = Path(output)
     data = synthesise(output / "data", settings, progress)
     results: dict[str, Any] = {"settings": asdict(settings), "designs": {}}
-    models = {}
+    from vidla.data.manifest import read_manifest_resolved
+
+    test_clips = read_manifest_resolved(data["test"])
+    similarities = {}  # caption x clip, per design: embedded once, for the metrics and for the queries
     for design in settings.designs:
         print(f"\n== {design}: training {settings.model} from scratch for {settings.steps} steps")
-        models[design] = train(design, data["train"], output / design, settings, progress)
-        results["designs"][design] = evaluate(models[design], data["test"], settings, progress)
+        model = train(design, data["train"], output / design, settings, progress)
+        texts, videos = embed(model, test_clips, settings, progress)
+        similarities[design] = texts @ videos.T
+        results["designs"][design] = evaluate(similarities[design], test_clips)
     print_table(results)
     results["plot"] = str(plot(results, output / "demo_results.png"))
     results["verdict"] = verdict(results)
     print("\n" + results["verdict"])
-    best = max(models, key=lambda d: results["designs"][d]["twin_accuracy"])
-    results["queries"] = answer_queries(models[best], best, data["test"], settings)
+    best = max(similarities, key=lambda d: results["designs"][d]["twin_accuracy"])
+    results["queries"] = answer_queries(similarities[best], best, test_clips)
     from vidla.io import atomic_write
 
     with atomic_write(output / RESULTS) as f:
@@ -89,19 +94,13 @@ def train(design: str, manifest: Path, folder: Path, settings: DemoSettings, pro
         f"model.name={settings.model}", f"model.temporal={design}", f"data.train={manifest}",
         f"data.num_frames={settings.num_frames}", "data.augment=false", f"data.workers={settings.workers}",
         "data.group_size=2",  # twins are consecutive in the manifest: each is the other's hard negative
-        f"optim.lr={settings.lr}", f"optim.temporal_lr={settings.temporal_lr}", f"optim.min_lr={settings.lr / 50}", f"optim.warmup_steps={settings.steps // 10}",
+        f"optim.lr={settings.lr}", f"optim.temporal_lr={settings.temporal_lr}", f"optim.min_lr={settings.lr / 50}",
+        f"optim.warmup_steps={settings.steps // 10}",
         "optim.weight_decay=0.05", f"steps={settings.steps}", f"batch_size={settings.batch_size}",
         "precision=fp32", f"checkpoint_every={settings.steps}", "keep_checkpoints=1", "log_every=10",
         "tensorboard=false", f"seed={settings.seed}", f"output_dir={folder}", "device=cpu"])
     Trainer(config, progress=progress).run()
     return vidla.load_model(folder / "model.safetensors").eval()
-
-
-def _test_clips(manifest: Path):
-    from vidla.data import read_manifest
-
-    records = read_manifest(manifest)
-    return [replace(r, video=str(r.resolve(manifest.parent))) for r in records]
 
 
 @torch.no_grad()
@@ -115,14 +114,12 @@ def embed(model, records, settings: DemoSettings, progress: bool) -> tuple[torch
     return F.normalize(texts, dim=-1), F.normalize(videos, dim=-1)
 
 
-def evaluate(model, manifest: Path, settings: DemoSettings, progress: bool) -> dict[str, Any]:
-    """Text-to-video retrieval (overall and per clip length, queries ranked among all test clips) and twin
-    accuracy: how often a caption scores its own clip above its twin (ties count half; 50% = chance)."""
+def evaluate(similarity: torch.Tensor, records) -> dict[str, Any]:
+    """From the caption x clip similarity of the test clips: text-to-video retrieval (overall and per clip
+    length, queries ranked among all test clips) and twin accuracy: how often a caption scores its own clip
+    above its twin (ties count half; 50% = chance)."""
     from vidla.evaluate import retrieval_metrics, text_to_video_ranks
 
-    records = _test_clips(manifest)
-    texts, videos = embed(model, records, settings, progress)
-    similarity = texts @ videos.T
     identity = list(range(len(records)))
     out: dict[str, Any] = {k: v for k, v in retrieval_metrics(similarity, identity).items() if k.startswith("t2v")}
     ranks = text_to_video_ranks(similarity, identity)
@@ -195,14 +192,12 @@ def plot(results: dict[str, Any], path: Path) -> Path | None:
     return path
 
 
-def answer_queries(model, design: str, manifest: Path, settings: DemoSettings, top: int = 3) -> list[dict]:
+def answer_queries(similarity: torch.Tensor, design: str, records, top: int = 3) -> list[dict]:
     """Exact search of the test clips for a few captions (each clip's twin is its hardest distractor)."""
-    records = _test_clips(manifest)
-    texts, videos = embed(model, records, settings, progress=False)
     print(f"\ntext queries against the {len(records)} test clips ({design} model):")
     answers = []
     for i in range(0, len(records), max(1, len(records) // 3))[:3]:
-        scores = texts[i] @ videos.T
+        scores = similarity[i]
         best = scores.topk(top).indices.tolist()
         print(f"  query: {records[i].texts['caption']!r}")
         for rank, j in enumerate(best, start=1):

@@ -8,7 +8,7 @@ import torch
 import vidla
 from vidla.models.temporal import TEMPORAL_DESIGNS, hta_mask
 from vidla.models.temporal.hta import hta_global_rows
-from vidla.models.temporal.layers import dense_global_attention, split_global_attention
+from vidla.models.temporal.layers import dense_global_attention, global_query_mask, split_global_attention
 from vidla.models.transformer import Attention
 
 from clip_reference import build_hf_clip, save_hf_folder
@@ -63,7 +63,7 @@ def test_split_equals_dense(frames, patches, levels, per_level, stride, patch_se
     h = torch.randn(3, rows.shape[0] + frames * patches, 32)
     mask = hta_mask(frames, patches, levels, per_level, stride, patch_sees_cls=patch_sees_cls)
     dense = dense_global_attention(attn, h, mask)
-    split = split_global_attention(attn, h, rows, sees, frames)
+    split = split_global_attention(attn, h, global_query_mask(rows, rows.shape[0], patches), sees, frames)
     assert (dense - split).abs().max().item() <= 1e-5
 
 

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -78,6 +78,12 @@ def iter_manifest(path: str | Path) -> Iterator[ClipRecord]:
 
 def read_manifest(path: str | Path) -> list[ClipRecord]:
     return list(iter_manifest(path))
+
+
+def read_manifest_resolved(path: str | Path) -> list[ClipRecord]:
+    """The records with their video paths resolved against the manifest's folder (absolute where it is)."""
+    root = Path(path).parent
+    return [replace(r, video=str(r.resolve(root))) for r in iter_manifest(path)]
 
 
 def write_manifest(path: str | Path, records: Iterable[ClipRecord | dict[str, Any]]) -> int:

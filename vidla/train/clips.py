@@ -50,14 +50,10 @@ class ManifestClips(Dataset):
 @torch.no_grad()
 def validation_retrieval(model, manifest: str, text_kind: str, num_frames: int, workers: int = 0) -> dict[str, float]:
     """Both directions' retrieval metrics on a manifest (the first `text_kind` text of each clip)."""
-    from dataclasses import replace
-    from pathlib import Path
-
-    from vidla.data import read_manifest
+    from vidla.data.manifest import read_manifest_resolved
     from vidla.evaluate import ClipSampling, Embedder, retrieval_metrics
 
-    root = Path(manifest).parent
-    records = [replace(r, video=str(r.resolve(root))) for r in read_manifest(manifest) if r.texts.get(text_kind)]
+    records = [r for r in read_manifest_resolved(manifest) if r.texts.get(text_kind)]
     if not records:
         log.warning("%s: no clip with a %s text to validate on", manifest, text_kind)
         return {}

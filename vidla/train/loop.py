@@ -53,12 +53,8 @@ class FeatureStep(nn.Module):
 
 def build_model(config: TrainConfig) -> VidLA:
     m = config.model
-    if m.pretrained:
-        model = vidla.create_model(m.name, temporal=m.temporal, num_frames=config.data.num_frames,
-                                   pretrained=m.pretrained, **m.temporal_options)
-    else:
-        model = vidla.create_model(m.name, temporal=m.temporal, num_frames=config.data.num_frames,
-                                   **m.temporal_options)
+    model = vidla.create_model(m.name, temporal=m.temporal, num_frames=config.data.num_frames,
+                               pretrained=m.pretrained, **m.temporal_options)
     model.set_grad_checkpointing(m.grad_checkpointing)
     return model
 

@@ -3,11 +3,10 @@ benchmark of `vidla data synth`. Every caption of a clip is a query (texts["capt
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from vidla.data.benchmarks.base import AnnotationsMissing, BenchmarkSplit, VideoFinder, retrieval_split
-from vidla.data.manifest import read_manifest
+from vidla.data.manifest import read_manifest_resolved
 
 NAME = "manifest"
 SPLITS = ("train", "val", "test")
@@ -18,7 +17,7 @@ def load(root: Path, split: str) -> BenchmarkSplit:
     path = root / f"{split}.jsonl"
     if not path.is_file():
         raise AnnotationsMissing(f"{path}: no {split} manifest (a manifest benchmark is ROOT/{{train,val,test}}.jsonl)")
-    videos = [replace(r, video=str(r.resolve(root))) for r in read_manifest(path) if r.texts.get("caption")]
+    videos = [r for r in read_manifest_resolved(path) if r.texts.get("caption")]
     finder = VideoFinder(root, folders=())
     finder.missing = [r.id or r.video for r in videos if not Path(r.video).exists()]
     return retrieval_split(NAME, split, root, videos, finder)

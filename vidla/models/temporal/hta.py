@@ -12,7 +12,8 @@ from vidla.models.clip import VisionTransformer
 from vidla.models.config import VisionConfig
 from vidla.models.temporal.base import TemporalDesign
 from vidla.models.temporal.layers import (TemporalAttention, TemporalPositions, dense_global_attention,
-                                          global_token_mask, run_layer, split_global_attention)
+                                          global_query_mask, global_token_mask, run_layer,
+                                          split_global_attention)
 
 MST_SEES = ("lower_or_equal", "all", "same")
 
@@ -91,7 +92,9 @@ class GlobalTokenDesign(TemporalDesign):
             mask = global_token_mask(rows, patch_sees, frames, num_patches)
             attend_fn = partial(dense_global_attention, mask=mask)
         else:
-            attend_fn = partial(split_global_attention, global_rows=rows, patch_sees=patch_sees, frames=frames)
+            global_mask = global_query_mask(rows, num_global, num_patches)  # once for all layers
+            attend_fn = partial(split_global_attention, global_mask=None if bool(global_mask.all()) else global_mask,
+                                patch_sees=patch_sees, frames=frames)
         checkpointing = vit.transformer.grad_checkpointing
         for i, block in enumerate(vit.transformer.resblocks):
             x = run_layer(checkpointing, self._layer, i, block, x, attend_fn, num_global, frames)

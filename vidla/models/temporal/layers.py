@@ -83,15 +83,19 @@ def window_mask(frames: int, window: int, device: torch.device | None = None) ->
 # Patches attend to the patches of their own frame and to a fixed subset of the global tokens; each global
 # token has its own row of the mask. That structure is what makes the split computation possible.
 
+def global_query_mask(global_rows: torch.Tensor, num_global: int, patches: int) -> torch.Tensor:
+    """The global tokens' rows over every key, [G, G + T*N]: each frame column repeated for its N patches."""
+    return torch.cat([global_rows[:, :num_global],
+                      global_rows[:, num_global:].repeat_interleave(patches, dim=1)], dim=1)
+
+
 def global_token_mask(global_rows: torch.Tensor, patch_sees: torch.Tensor, frames: int,
                       patches: int) -> torch.Tensor:
     """The dense [L, L] boolean mask (True = may attend), L = G + T*N.
 
     global_rows: [G, G + T] (global keys, then one column per frame); patch_sees: [G] globals patches see.
     """
-    num_global = patch_sees.shape[0]
-    rows_global = torch.cat([global_rows[:, :num_global],
-                             global_rows[:, num_global:].repeat_interleave(patches, dim=1)], dim=1)
+    rows_global = global_query_mask(global_rows, patch_sees.shape[0], patches)
     frame_of = torch.arange(frames * patches, device=global_rows.device) // patches
     rows_patch = torch.cat([patch_sees[None].expand(frames * patches, -1),
                             frame_of[:, None] == frame_of[None, :]], dim=1)
@@ -103,19 +107,20 @@ def dense_global_attention(attn: Attention, h: torch.Tensor, mask: torch.Tensor)
     return attn(h, mask)
 
 
-def split_global_attention(attn: Attention, h: torch.Tensor, global_rows: torch.Tensor,
+def split_global_attention(attn: Attention, h: torch.Tensor, global_mask: torch.Tensor | None,
                            patch_sees: torch.Tensor, frames: int) -> torch.Tensor:
     """The same result as `dense_global_attention`, with queries split by kind (SPEC 1.3):
     global queries attend with their mask rows; patch queries attend frame by frame, to their frame's N
-    patches plus the global tokens they see, so no (T*N)^2 score matrix is ever formed."""
+    patches plus the global tokens they see, so no (T*N)^2 score matrix is ever formed.
+
+    global_mask: the global tokens' rows over every key (`global_query_mask`; None when all True).
+    patch_sees: [G] the global tokens patches see."""
     num_global = patch_sees.shape[0]
     batch, length, _ = h.shape
     patches = (length - num_global) // frames
     q, k, v = attn.project_qkv(h)  # [B, H, L, d]
 
-    global_mask = global_rows[:, num_global:].repeat_interleave(patches, dim=1)
-    global_mask = torch.cat([global_rows[:, :num_global], global_mask], dim=1)
-    out_global = attend(q[:, :, :num_global], k, v, None if bool(global_mask.all()) else global_mask)
+    out_global = attend(q[:, :, :num_global], k, v, global_mask)
 
     def per_frame(x: torch.Tensor) -> torch.Tensor:  # [B, H, T*N, d] -> [B*T, H, N, d]
         return x[:, :, num_global:].unflatten(2, (frames, patches)).transpose(1, 2).flatten(0, 1)
