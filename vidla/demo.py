@@ -61,6 +61,9 @@ def run(output: str | Path = "runs/demo", settings: DemoSettings | None = None, 
     results["plot"] = str(plot(results, output / "demo_results.png"))
     results["verdict"] = verdict(results)
     print("\n" + results["verdict"])
+    if settings.steps < 100:
+        print(f"(a {settings.steps}-step smoke run: too short for any design to learn event order; "
+              "`vidla demo` trains long enough to compare them)")
     best = max(similarities, key=lambda d: results["designs"][d]["twin_accuracy"])
     results["queries"] = answer_queries(similarities[best], best, test_clips)
     from vidla.io import atomic_write
