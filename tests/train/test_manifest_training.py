@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 import vidla
-from vidla.data import read_manifest, write_manifest
+from vidla.data import ClipRecord, read_manifest, write_manifest
+from vidla.data.index import build_clip_index
 from vidla.data.temporal_synth import generate
+from vidla.train.clips import EmptyDataError, resolve_text_kinds, text_kind_counts
 from vidla.train.config import load_train_config
 from vidla.train.loop import Trainer
 
@@ -29,18 +33,41 @@ def test_train_on_manifest_with_validation_and_a_corrupt_clip(tmp_path):
     assert summary["skipped_samples"] == 1 and rows[-2]["skipped_samples"] == 1
 
 
-def test_missing_text_kind_is_skipped(tmp_path):
+def test_text_kinds_default_to_what_the_manifest_holds(tmp_path):
     paths = generate(tmp_path / "data", num_clips=8, seed=0, progress=False)
     records = read_manifest(paths["train"])
     for record in records:
         record.texts.pop("subtitle")
     write_manifest(paths["train"], records)
-    config = load_train_config(None, [
-        "model.name=vidla-tiny", f"data.train={paths['train']}", "data.num_frames=2", "data.workers=0",
-        "steps=1", "batch_size=2", "precision=fp32", "tensorboard=false", f"output_dir={tmp_path / 'run'}"])
-    try:
+    settings = ["model.name=vidla-tiny", f"data.train={paths['train']}", "data.num_frames=2", "data.workers=0",
+                "steps=1", "batch_size=2", "precision=fp32", "tensorboard=false", f"output_dir={tmp_path / 'run'}"]
+    trainer = Trainer(load_train_config(None, settings), progress=False)
+    summary = trainer.run()  # a caption-only manifest trains on captions, no clip skipped
+    assert trainer.text_kinds == ["caption"] and summary["skipped_samples"] == 0
+    asked = load_train_config(None, [*settings, "data.text_kinds=[caption, subtitle]"])
+    with pytest.raises(EmptyDataError, match=r"train.jsonl: data.text_kinds asks for subtitle, which no clip holds "
+                                             r"\(text kinds found: caption \(6 clips\)\)"):
+        Trainer(asked, progress=False).run()
+
+
+def test_text_kinds_by_default_are_those_every_clip_holds(tmp_path):
+    records = [ClipRecord(id=str(i), video=f"{i}.mp4", texts={"caption": "c", "subtitle": "s" if i else "",
+                                                                "summary": ["a"] if i == 2 else []})
+               for i in range(4)]
+    assert resolve_text_kinds(records, None, "m.jsonl") == ["caption"]  # clip 0 has an empty subtitle
+    records[0].texts["caption"] = ""
+    assert resolve_text_kinds(records, None, "m.jsonl") == ["caption", "subtitle", "summary"]  # none common
+    assert resolve_text_kinds(records, ["subtitle"], "m.jsonl") == ["subtitle"]
+    index = build_clip_index(records, tmp_path / "clips.sqlite")
+    assert text_kind_counts(index) == text_kind_counts(records) == {"caption": 3, "subtitle": 3, "summary": 1}
+    with pytest.raises(EmptyDataError, match="m.jsonl: the manifest holds no clips"):
+        resolve_text_kinds([], None, "m.jsonl")
+
+
+def test_empty_manifest_is_a_clear_error(tmp_path):
+    (tmp_path / "empty.jsonl").write_text("")
+    config = load_train_config(None, ["model.name=vidla-tiny", f"data.train={tmp_path / 'empty.jsonl'}",
+                                      "data.workers=0", "steps=1", "batch_size=2", "precision=fp32",
+                                      "tensorboard=false", f"output_dir={tmp_path / 'run'}"])
+    with pytest.raises(EmptyDataError, match="empty.jsonl: the manifest holds no clips"):
         Trainer(config, progress=False).run()
-    except RuntimeError as e:
-        assert "consecutive samples failed" in str(e)
-    else:
-        raise AssertionError("clips without a subtitle cannot train a two-text objective")

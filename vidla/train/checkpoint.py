@@ -1,10 +1,13 @@
 """Training checkpoints: `step_NNNNNNN/` folders holding `model.safetensors` (a vidla checkpoint that
 `vidla.load_model` reads) and `state.pt` (optimiser, scheduler, step, random states; plain tensors and
 numbers, loaded with `weights_only=True`). A folder is written under a temporary name and renamed into place,
-so a kill at any moment leaves only complete checkpoints."""
+so a kill at any moment leaves only complete checkpoints; a failed write (a full disk) removes its partial folder
+and leaves the previous checkpoints as they were."""
 
 from __future__ import annotations
 
+import errno
+import os
 import random
 import re
 import shutil
@@ -18,6 +21,16 @@ from vidla.models import ModelConfig
 from vidla.models.factory import save_state_dict
 
 _STEP_DIR = re.compile(r"^step_(\d+)$")
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written ("no space left on device: PATH", or the path and the cause)."""
+
+
+def write_error(error: OSError, path: Path) -> CheckpointWriteError:
+    if error.errno == errno.ENOSPC:
+        return CheckpointWriteError(errno.ENOSPC, f"no space left on device: {path}")
+    return CheckpointWriteError(error.errno, f"{path}: cannot write the checkpoint ({error.strerror or error})")
 
 
 def rng_state() -> dict[str, Any]:
@@ -47,9 +60,18 @@ def save_checkpoint(folder: Path, step: int, weights: dict[str, torch.Tensor], c
     final = folder / f"step_{step:07d}"
     partial = folder / f".step_{step:07d}.partial"
     shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir()
-    save_state_dict(weights, config, partial / "model.safetensors")
-    torch.save({**state, "step": step}, partial / "state.pt")
+    try:
+        partial.mkdir()
+        save_state_dict(weights, config, partial / "model.safetensors")
+        with (partial / "state.pt").open("wb") as f:  # a Python file: a full disk raises OSError(ENOSPC)
+            torch.save({**state, "step": step}, f)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException as e:
+        shutil.rmtree(partial, ignore_errors=True)  # a partial folder would keep the disk full
+        if isinstance(e, OSError):
+            raise write_error(e, partial) from e
+        raise
     if final.exists():
         shutil.rmtree(final)
     partial.rename(final)

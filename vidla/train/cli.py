@@ -22,14 +22,22 @@ def run_train(args: argparse.Namespace) -> int:
     import logging
     import sys
 
+    from vidla.config import ConfigError
+    from vidla.data.manifest import ManifestError
+    from vidla.train.checkpoint import CheckpointWriteError
     from vidla.train.config import load_train_config
+    from vidla.train.clips import EmptyDataError
+    from vidla.train.data import BadDataError
     from vidla.train.loop import Trainer, TrainingDiverged
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    config = load_train_config(args.config, args.overrides)
     try:
+        config = load_train_config(args.config, args.overrides)
         summary = Trainer(config, resume=args.resume, progress=not args.no_progress).run()
-    except TrainingDiverged as e:
+    except (ConfigError, ManifestError, FileNotFoundError, EmptyDataError) as e:  # bad input: a message
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (TrainingDiverged, BadDataError, CheckpointWriteError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
     if summary["rank"] == 0:

@@ -3,13 +3,47 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from vidla.data.manifest import ClipRecord
+
 log = logging.getLogger(__name__)
+_PREFERRED_KINDS = ("caption", "subtitle")
+
+
+class EmptyDataError(ValueError):
+    """A training manifest without clips, or without the text kinds asked for; the message names the file."""
+
+
+def text_kind_counts(clips: Sequence[ClipRecord]) -> Counter[str]:
+    """How many clips hold a non-empty text of each kind (one pass; SQL on a SQLite clip index)."""
+    if hasattr(clips, "text_kind_counts"):
+        return clips.text_kind_counts()
+    return Counter(kind for record in clips for kind, text in record.texts.items() if text)
+
+
+def resolve_text_kinds(clips: Sequence[ClipRecord], requested: Sequence[str] | None, manifest: str) -> list[str]:
+    """The text kinds to train on: those asked for (each must be held by some clip), or by default the kinds
+    every clip holds (else the kinds any clip holds), caption and subtitle first."""
+    if len(clips) == 0:
+        raise EmptyDataError(f"{manifest}: the manifest holds no clips")
+    counts = text_kind_counts(clips)
+    found = ", ".join(f"{kind} ({count} clips)" for kind, count in counts.most_common()) or "none"
+    if requested is not None:
+        absent = [kind for kind in requested if not counts.get(kind)]
+        if absent:
+            raise EmptyDataError(f"{manifest}: data.text_kinds asks for {', '.join(absent)}, which no clip holds "
+                                 f"(text kinds found: {found})")
+        return list(requested)
+    kinds = [kind for kind, count in counts.items() if count == len(clips)] or list(counts)
+    if not kinds:
+        raise EmptyDataError(f"{manifest}: no clip holds any text")
+    return sorted(kinds, key=lambda k: (_PREFERRED_KINDS.index(k) if k in _PREFERRED_KINDS else 2, k))
 
 
 class ManifestClips(Dataset):
@@ -18,16 +52,19 @@ class ManifestClips(Dataset):
 
     Indexed by the sampler's keys (epoch * n + index); each key seeds its own augmentation and text choice, so a
     resumed run sees exactly the samples an uninterrupted one would, with any number of workers.
-    A clip that cannot be used raises (SkipFailures replaces it)."""
+    A clip that cannot be used raises (the training loop replaces it, see vidla.train.data)."""
 
-    def __init__(self, manifest: str, text_kinds: Sequence[str], num_frames: int, image_size: int,
+    def __init__(self, manifest: str, text_kinds: Sequence[str] | None, num_frames: int, image_size: int,
                  sampling: str = "uniform", augment: bool = True, seed: int = 0):
         from vidla.data import VideoTextDataset, VideoTransform
 
-        self.text_kinds, self.seed = list(text_kinds), seed
+        self.seed = seed
         self.clips = VideoTextDataset(manifest, num_frames=num_frames, sampling=sampling, train=augment,
                                       transform=VideoTransform(image_size, train=augment),
-                                      text_kinds=self.text_kinds, text_choice="random")
+                                      text_kinds=text_kinds, text_choice="random")
+        self.text_kinds = resolve_text_kinds(self.clips.clips, text_kinds, manifest)
+        self.clips.loader.text_kinds = self.text_kinds
+        log.info("%s: %d clips, text kinds %s", manifest, len(self.clips), ", ".join(self.text_kinds))
 
     def __len__(self) -> int:
         return len(self.clips)

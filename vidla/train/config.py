@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vidla.config import apply_overrides, from_dict, load_yaml
+from vidla.config import ConfigError, apply_overrides, from_dict, load_yaml
 
 
 @dataclass
@@ -22,13 +23,14 @@ class ModelSection:
 class DataSection:
     train: str | None = None              # clip manifest (JSONL) or WebDataset shard pattern
     val: str | None = None                # manifest for periodic validation retrieval
-    text_kinds: list[str] = field(default_factory=lambda: ["caption", "subtitle"])
+    text_kinds: list[str] | None = None    # None: the kinds every clip of data.train holds (else the kinds any holds)
     num_frames: int = 12
     sampling: str = "uniform"             # uniform (paper) | random (TSN segment-random) | dense | fps
     augment: bool = True                  # multi-scale crop {1.0, 0.8} + flip; False = centre crop
     workers: int = 4
     random_clips: int = 0                 # > 0: random tensors instead of video files (benchmarks, tests)
     group_size: int = 1                   # keep runs of this many consecutive manifest records in one batch
+    max_bad_fraction: float = 0.5         # stop once more than this fraction of the clips tried failed to load
 
 
 @dataclass
@@ -62,25 +64,71 @@ class TrainConfig:
     log_every: int = 10
     val_every: int = 0                    # 0 = only at the end (when data.val is set)
     tensorboard: bool = True
+    threads: int | None = None            # CPU threads per process (torch.set_num_threads); None: torch's default
 
     def validate(self, world_size: int = 1) -> None:
+        """Range checks of every value; a ConfigError names the field."""
+        _check_ranges(self)
         per_step = world_size * self.accumulation
         if self.batch_size % per_step:
-            raise ValueError(f"batch_size {self.batch_size} is not divisible by processes x accumulation "
-                             f"({world_size} x {self.accumulation})")
-        if self.precision not in ("bf16", "fp32"):
-            raise ValueError(f"precision must be bf16 or fp32, got {self.precision!r}")
-        if self.strategy not in ("ddp", "fsdp"):
-            raise ValueError(f"strategy must be ddp or fsdp, got {self.strategy!r}")
+            raise ConfigError(f"batch_size: {self.batch_size} is not divisible by processes x accumulation "
+                              f"({world_size} x {self.accumulation})")
         if not self.data.train and self.data.random_clips <= 0:
-            raise ValueError("set data.train (a manifest) or data.random_clips")
+            raise ConfigError("data.train: set data.train (a manifest) or data.random_clips")
+
+
+_CHOICES = {"precision": ("bf16", "fp32"), "strategy": ("ddp", "fsdp"),
+            "data.sampling": ("uniform", "random", "dense", "fps")}
+_POSITIVE = ("steps", "batch_size", "accumulation", "checkpoint_every", "log_every", "data.num_frames",
+             "data.group_size", "threads")
+_NON_NEGATIVE = ("keep_checkpoints", "val_every", "seed", "data.workers", "data.random_clips", "optim.lr",
+                 "optim.temporal_lr", "optim.min_lr", "optim.weight_decay", "optim.warmup_steps", "optim.clip_grad")
+
+
+def _check_ranges(config: TrainConfig) -> None:
+    def get(name: str) -> Any:
+        value: Any = config
+        for part in name.split("."):
+            value = getattr(value, part)
+        return value
+
+    for name, choices in _CHOICES.items():
+        if get(name) not in choices:
+            raise ConfigError(f"{name}: must be one of {', '.join(choices)}, got {get(name)!r}")
+    for name in (*_POSITIVE, *_NON_NEGATIVE):
+        value, positive = get(name), name in _POSITIVE
+        if value is None and name in ("threads", "optim.temporal_lr"):
+            continue
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
+                or value < (1 if positive else 0):
+            raise ConfigError(f"{name}: must be {'positive' if positive else 'zero or more'}, got {value!r}")
+    if not 0 <= config.data.max_bad_fraction < 1:
+        raise ConfigError(f"data.max_bad_fraction: must be in [0, 1), got {config.data.max_bad_fraction!r}")
+    optim = config.optim
+    if len(optim.betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in optim.betas):
+        raise ConfigError(f"optim.betas: must be two numbers in [0, 1), got {optim.betas!r}")
+    if not (isinstance(optim.eps, (int, float)) and optim.eps > 0):
+        raise ConfigError(f"optim.eps: must be a positive number, got {optim.eps!r}")
+    if optim.min_lr > optim.lr:
+        raise ConfigError(f"optim.min_lr: {optim.min_lr} is above optim.lr {optim.lr}")
+    kinds = config.data.text_kinds
+    if kinds is not None and (not kinds or len(set(kinds)) != len(kinds) or
+                              not all(isinstance(k, str) and k for k in kinds)):
+        raise ConfigError(f"data.text_kinds: must be a non-empty list of distinct text kinds, got {kinds!r}")
+    for name in ("model.name", "model.temporal", "output_dir"):
+        if not isinstance(get(name), str) or not get(name):
+            raise ConfigError(f"{name}: must be a non-empty string, got {get(name)!r}")
+    if not isinstance(config.model.temporal_options, dict):
+        raise ConfigError(f"model.temporal_options: must be a mapping, got {config.model.temporal_options!r}")
 
 
 def load_train_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
     """A config from YAML (optional) and `section.key=value` overrides. A YAML file may name a `base:`
     config (relative to itself) that it overrides."""
     data = _load_with_base(Path(path)) if path else {}
-    return from_dict(TrainConfig, apply_overrides(data, overrides or []))
+    config = from_dict(TrainConfig, apply_overrides(data, overrides or []))
+    _check_ranges(config)
+    return config
 
 
 def _load_with_base(path: Path) -> dict[str, Any]:

@@ -22,9 +22,16 @@ import vidla
 from vidla.io import atomic_write
 from vidla.models import VidLA
 from vidla.models.factory import save_state_dict
-from vidla.train.checkpoint import list_checkpoints, load_state, rng_state, save_checkpoint, set_rng_state
+from vidla.train.checkpoint import (
+    list_checkpoints,
+    load_state,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    write_error,
+)
 from vidla.train.config import TrainConfig
-from vidla.train.data import RandomClips, SkipFailures, StepBatches, make_collate
+from vidla.train.data import CatchFailures, RandomClips, ReplaceFailures, StepBatches, make_collate
 from vidla.train.distributed import World, average_gradients, close_world, init_world, mean_over_ranks
 from vidla.train.loss import MAX_LOGIT_SCALE, ContrastiveLoss
 from vidla.train.optim import build_optimizer, build_scheduler
@@ -59,16 +66,18 @@ def build_model(config: TrainConfig) -> VidLA:
     return model
 
 
-def build_dataset(config: TrainConfig, model: VidLA):
+def build_dataset(config: TrainConfig, model: VidLA) -> CatchFailures:
+    """The training clips; `.dataset.text_kinds` are the text kinds trained on (resolved from the manifest when
+    data.text_kinds is not set)."""
     d = config.data
     if d.random_clips > 0:
-        dataset = RandomClips(d.random_clips, d.num_frames, model.image_size, d.text_kinds)
+        dataset = RandomClips(d.random_clips, d.num_frames, model.image_size, d.text_kinds or ["caption", "subtitle"])
     else:
         from vidla.train.clips import ManifestClips
 
         dataset = ManifestClips(d.train, d.text_kinds, d.num_frames, model.image_size, d.sampling, d.augment,
                                 config.seed)
-    return SkipFailures(dataset)
+    return CatchFailures(dataset)
 
 
 def wrap(step_module: FeatureStep, config: TrainConfig, world: World) -> nn.Module:
@@ -95,6 +104,8 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         config = self.config
         world = init_world(config.device)
+        if config.threads:
+            torch.set_num_threads(config.threads)
         try:
             config.validate(world.size)
             return self._run(world)
@@ -109,15 +120,20 @@ class Trainer:
         wrapped = wrap(step_module, config, world)  # before the optimiser: FSDP replaces the parameters
         optimizer = build_optimizer(model, config.optim)
         scheduler = build_scheduler(optimizer, config.optim, config.steps)
-        start_step = self._restore(step_module, optimizer, scheduler) if self.resume else 0
+        start_step, sampler_state = self._restore(step_module, optimizer, scheduler) if self.resume else (0, None)
         if world.is_main:
             self._write_config()
             self._trim_metrics(start_step)
         dataset = build_dataset(config, model)
         sampler = StepBatches(len(dataset), config.batch_size, config.steps, config.seed, world.rank, world.size,
                               config.accumulation, start_step, config.data.group_size)
-        loader = DataLoader(dataset, batch_sampler=sampler, num_workers=config.data.workers,
-                            collate_fn=make_collate(model.tokenizer, config.data.text_kinds),
+        if sampler_state is not None:
+            sampler.load_state_dict(sampler_state)
+        self.text_kinds = dataset.dataset.text_kinds
+        collate = make_collate(model.tokenizer, self.text_kinds)
+        self.replace_failures = ReplaceFailures(sampler, dataset, collate, config.data.max_bad_fraction,
+                                                world.rank, world.size)
+        loader = DataLoader(dataset, batch_sampler=sampler, num_workers=config.data.workers, collate_fn=collate,
                             pin_memory=world.device.type == "cuda",
                             persistent_workers=config.data.workers > 0,
                             prefetch_factor=4 if config.data.workers > 0 else None)
@@ -132,13 +148,13 @@ class Trainer:
         config, model = self.config, step_module.model
         autocast = torch.autocast(world.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
         bar = _progress(world.is_main and self.progress, start_step, config.steps)
-        clips_per_step, started, loss_value, skipped = config.batch_size, time.perf_counter(), float("nan"), 0
+        clips_per_step, started, loss_value = config.batch_size, time.perf_counter(), float("nan")
+        sampler = self.replace_failures.sampler
         for step in range(start_step, config.steps):
             loss_sum = torch.zeros((), device=world.device)
             parts_sum: dict[str, float] = {}
             for micro in range(config.accumulation):
-                batch = next(batches)
-                skipped += batch["skipped"]
+                batch = self.replace_failures(next(batches))
                 video = batch["video"].to(world.device, non_blocking=True)
                 tokens = {k: v.to(world.device, non_blocking=True) for k, v in batch["tokens"].items()}
                 with _no_sync(wrapped, micro < config.accumulation - 1), autocast:
@@ -163,6 +179,7 @@ class Trainer:
             with torch.no_grad():
                 model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
             done = step + 1
+            sampler.finished(step)
             rate = clips_per_step * (done - start_step) / (time.perf_counter() - started)
             if bar is not None:
                 bar.update(1)
@@ -170,16 +187,16 @@ class Trainer:
             if logger and (done % config.log_every == 0 or done == config.steps):
                 logger.write({"step": done, "loss": loss_value, **{f"loss_{k}": v for k, v in parts_sum.items()},
                               "lr": lr, "temperature": 1 / model.logit_scale.exp().item(),
-                              "grad_norm": grad_norm, "clips_per_s": rate, "skipped_samples": skipped})
+                              "grad_norm": grad_norm, "clips_per_s": rate, "skipped_samples": len(sampler.bad)})
             if done % config.checkpoint_every == 0 or done == config.steps:
-                self._save(world, step_module, optimizer, scheduler, done)
+                self._save(world, step_module, optimizer, scheduler, done, sampler)
             if config.data.val and logger and ((config.val_every and done % config.val_every == 0)
                                                or done == config.steps):
                 logger.write({"step": done, **self._validate(model, world)})
         if bar is not None:
             bar.close()
         return {"steps": config.steps, "loss": loss_value, "output_dir": str(self.output),
-                "skipped_samples": skipped, "rank": world.rank}
+                "skipped_samples": len(sampler.bad), "rank": world.rank}
 
     def _clip(self, wrapped: nn.Module) -> float:
         params = [p for p in wrapped.parameters() if p.grad is not None]
@@ -189,33 +206,46 @@ class Trainer:
             norm = torch.nn.utils.get_total_norm([p.grad for p in params])
         return float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
 
-    def _save(self, world: World, step_module: FeatureStep, optimizer, scheduler, step: int) -> None:
+    def _save(self, world: World, step_module: FeatureStep, optimizer, scheduler, step: int,
+              sampler: StepBatches) -> None:
         # full (unsharded) state dicts, gathered on every rank (collective under FSDP), written by rank 0
         weights, optimizer_state = get_state_dict(step_module, optimizer, options=_FULL_STATE)
         weights = {k.removeprefix("model."): v for k, v in weights.items()}
-        state = {"optimizer": optimizer_state, "scheduler": scheduler.state_dict(), "rng": rng_state()}
+        state = {"optimizer": optimizer_state, "scheduler": scheduler.state_dict(), "rng": rng_state(),
+                 "sampler": sampler.state_dict()}
         if world.is_main:
             config = step_module.model.config
             save_checkpoint(self.checkpoints, step, weights, config, state, self.config.keep_checkpoints)
             if step == self.config.steps:
-                save_state_dict(weights, config, self.output / "model.safetensors")
+                try:
+                    save_state_dict(weights, config, self.output / "model.safetensors")
+                except OSError as e:  # atomic_write has removed its temporary file
+                    raise write_error(e, self.output / "model.safetensors") from e
         if world.distributed:
             torch.distributed.barrier()
 
-    def _restore(self, step_module: FeatureStep, optimizer, scheduler) -> int:
+    def _restore(self, step_module: FeatureStep, optimizer, scheduler) -> tuple[int, dict[str, Any] | None]:
+        """Loads the newest readable checkpoint; an unreadable one is named in a warning and the one before it
+        is used (nothing is deleted). Returns the step to start from and the data order's saved state."""
         found = list_checkpoints(self.checkpoints)
         if not found:
             log.warning("%s: no checkpoint to resume from; starting at step 0", self.checkpoints)
-            return 0
-        latest = found[-1]
-        weights = vidla.load_model(latest / "model.safetensors").state_dict()
-        state = load_state(latest)
+            return 0, None
+        for checkpoint in reversed(found):
+            try:
+                weights = vidla.load_model(checkpoint / "model.safetensors").state_dict()
+                state = load_state(checkpoint)
+                break
+            except Exception as e:  # noqa: BLE001 - a torn or corrupt checkpoint: fall back to the previous one
+                log.warning("%s: unreadable checkpoint, falling back to the previous one (%s)", checkpoint, e)
+        else:
+            raise RuntimeError(f"{self.checkpoints}: no readable checkpoint among {[p.name for p in found]}")
         set_state_dict(step_module, optimizer, model_state_dict={f"model.{k}": v for k, v in weights.items()},
                        optim_state_dict=state["optimizer"], options=_FULL_STATE)
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
-        print(f"resuming from {latest} (step {state['step']})")
-        return int(state["step"])
+        print(f"resuming from {checkpoint} (step {state['step']})")
+        return int(state["step"]), state.get("sampler")
 
     def _last_checkpoint_name(self) -> str:
         found = list_checkpoints(self.checkpoints)
@@ -241,7 +271,7 @@ class Trainer:
             log.warning("validation during FSDP training is not supported; run `vidla eval` on a checkpoint")
             return {}
         d = self.config.data
-        return validation_retrieval(model, d.val, d.text_kinds[0], d.num_frames, d.workers)
+        return validation_retrieval(model, d.val, self.text_kinds[0], d.num_frames, d.workers)
 
 
 def _no_sync(wrapped: nn.Module, skip_sync: bool):
