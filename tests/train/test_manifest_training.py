@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
+import torch
 
 import vidla
 from vidla.data import ClipRecord, read_manifest, write_manifest
@@ -12,6 +14,7 @@ from vidla.data.index import build_clip_index
 from vidla.data.temporal_synth import generate
 from vidla.train.clips import EmptyDataError, resolve_text_kinds, text_kind_counts
 from vidla.train.config import load_train_config
+from vidla.train.data import StepBatches
 from vidla.train.loop import Trainer
 
 
@@ -71,3 +74,25 @@ def test_empty_manifest_is_a_clear_error(tmp_path):
                                       "tensorboard=false", f"output_dir={tmp_path / 'run'}"])
     with pytest.raises(EmptyDataError, match="empty.jsonl: the manifest holds no clips"):
         Trainer(config, progress=False).run()
+
+
+def test_resume_with_a_corrupt_clip_continues_exactly(tmp_path):
+    """The data order's state (bad clips, replacements drawn ahead) travels in the checkpoint: resuming from step 2
+    ends with the weights of the uninterrupted run."""
+    paths = generate(tmp_path / "data", num_clips=10, seed=0, progress=False)
+    records = read_manifest(paths["train"])
+    first = StepBatches(len(records), 2, steps=4, seed=0).epoch_order(0)[0]  # the first clip the run meets
+    (tmp_path / "data" / records[first].video).write_bytes(b"not a video")
+    settings = ["model.name=vidla-tiny", f"data.train={paths['train']}", "data.num_frames=2", "data.workers=0",
+                "data.text_kinds=[caption]", "steps=4", "batch_size=2", "precision=fp32", "checkpoint_every=2",
+                "tensorboard=false", "threads=1"]
+    straight = Trainer(load_train_config(None, [*settings, f"output_dir={tmp_path / 'a'}"]), progress=False).run()
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    shutil.rmtree(tmp_path / "b" / "checkpoints" / "step_0000004")  # as if killed after the step-2 checkpoint
+    (tmp_path / "b" / "model.safetensors").unlink()
+    resumed = Trainer(load_train_config(None, [*settings, f"output_dir={tmp_path / 'b'}"]), resume=True,
+                      progress=False).run()
+    a = vidla.load_model(tmp_path / "a" / "model.safetensors").state_dict()
+    b = vidla.load_model(tmp_path / "b" / "model.safetensors").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert straight["skipped_samples"] == resumed["skipped_samples"] == 1
