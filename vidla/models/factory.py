@@ -35,7 +35,7 @@ def create_model(name: str, temporal: str = "meanpool", num_frames: int = 12, pr
         return VidLA(config).to(device or "cpu")
     checkpoint = read_checkpoint(resolve_source(pretrained), base=config)
     model = VidLA(config, _tokenizer_for(checkpoint, config))
-    _load_weights(model, checkpoint, str(pretrained))
+    _load_weights(model, checkpoint, str(pretrained), new_temporal=checkpoint.config.temporal != temporal)
     return model.to(device or "cpu")
 
 
@@ -59,13 +59,14 @@ def load_model(source: str | Path, temporal: str | None = None, num_frames: int 
         tower.activation = activation or tower.activation
     config.vision.heads = vision_heads or config.vision.heads
     config.text.heads = text_heads or config.text.heads
-    if temporal is not None and temporal != config.temporal:
+    new_temporal = temporal is not None and temporal != config.temporal
+    if new_temporal:
         checkpoint.state_dict = {k: v for k, v in checkpoint.state_dict.items() if not k.startswith("temporal.")}
         config.temporal, config.temporal_options = temporal, {}
     config.num_frames = num_frames or config.num_frames
     config.temporal_options.update(temporal_options or {})
     model = VidLA(config, _tokenizer_for(checkpoint, config))
-    _load_weights(model, checkpoint, str(source))
+    _load_weights(model, checkpoint, str(source), new_temporal)
     return model.to(device=device or "cpu", dtype=dtype)
 
 
@@ -128,22 +129,29 @@ def _resample_frame_tables(state: dict[str, torch.Tensor], expected: dict[str, t
     return out
 
 
-def _load_weights(model: VidLA, checkpoint: LoadedCheckpoint, source: str) -> None:
+def _load_weights(model: VidLA, checkpoint: LoadedCheckpoint, source: str, new_temporal: bool = False) -> None:
     """Copies checkpoint weights into `model`, naming every key that is missing, unknown or of the wrong shape.
-    Temporal parameters absent from the checkpoint keep the design's CLIP-based initialisation."""
+
+    Temporal parameters start from the design's CLIP-based initialisation only when the checkpoint has none of
+    them and is not a vidla checkpoint of this very design (CLIP weights, or another design asked for on purpose):
+    a vidla checkpoint missing some of its own temporal tensors is an error, never a silent re-initialisation."""
     expected = model.state_dict()
     state = _resample_frame_tables(checkpoint.state_dict, expected)
+    has_temporal = any(k.startswith("temporal.") for k in state)
+    own_design = checkpoint.format == "vidla" and not new_temporal
     unexpected = sorted(k for k in state if k not in expected)
-    missing = sorted(k for k in expected if k not in state and not k.startswith("temporal."))
+    missing = sorted(k for k in expected if k not in state
+                     and (has_temporal or own_design or not k.startswith("temporal.")))
     mismatched = [f"{k}: checkpoint {tuple(state[k].shape)}, model {tuple(expected[k].shape)}"
                   for k in state if k in expected and state[k].shape != expected[k].shape]
     if mismatched:
         raise CheckpointError(f"{source}: weights do not fit the architecture: " + "; ".join(mismatched[:5]))
     if unexpected or missing:
         raise CheckpointError(f"{source}: weights do not fit the architecture "
-                              f"(unexpected: {unexpected[:5]}, missing: {missing[:5]})")
+                              f"(unexpected: {unexpected[:5]}, missing: {missing[:5]}"
+                              f"{f' and {len(missing) - 5} more' if len(missing) > 5 else ''})")
     with torch.no_grad():
         for key, value in state.items():
             expected[key].copy_(value)
-    if not any(k.startswith("temporal.") for k in state):
+    if not has_temporal:
         model.temporal.init_from_clip(model.visual)

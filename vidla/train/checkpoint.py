@@ -27,10 +27,24 @@ class CheckpointWriteError(OSError):
     """A checkpoint could not be written ("no space left on device: PATH", or the path and the cause)."""
 
 
+def os_error_in(error: BaseException) -> OSError | None:
+    """The OSError behind `error`: torch.save's zip writer masks a failed write with a RuntimeError of its own
+    ("unexpected pos ...") whose context is the OSError."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OSError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def write_error(error: OSError, path: Path) -> CheckpointWriteError:
     if error.errno == errno.ENOSPC:
-        return CheckpointWriteError(errno.ENOSPC, f"no space left on device: {path}")
-    return CheckpointWriteError(error.errno, f"{path}: cannot write the checkpoint ({error.strerror or error})")
+        out = CheckpointWriteError(f"no space left on device: {path}")
+    else:
+        out = CheckpointWriteError(f"{path}: cannot write the checkpoint ({error.strerror or error})")
+    out.errno = error.errno
+    return out
 
 
 def rng_state() -> dict[str, Any]:
@@ -69,8 +83,9 @@ def save_checkpoint(folder: Path, step: int, weights: dict[str, torch.Tensor], c
             os.fsync(f.fileno())
     except BaseException as e:
         shutil.rmtree(partial, ignore_errors=True)  # a partial folder would keep the disk full
-        if isinstance(e, OSError):
-            raise write_error(e, partial) from e
+        cause = os_error_in(e)
+        if cause is not None:
+            raise write_error(cause, partial) from e
         raise
     if final.exists():
         shutil.rmtree(final)
