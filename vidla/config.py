@@ -43,17 +43,29 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         if len(args) == 1:
             return _convert(args[0], value, where)
         return value
-    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a section (a mapping of keys), got {value!r}")
         return from_dict(hint, value, where + ".")
     if hint is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
         try:  # YAML 1.1 reads "1e-05" (no dot) as a string
             return float(value)
         except ValueError:
             raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-    if hint in (int, str, bool) and not isinstance(value, hint):
+    if hint in (int, str, bool, float) and (not isinstance(value, hint) or (hint is int and isinstance(value, bool))):
         raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
-    if origin in (list, tuple) and isinstance(value, (list, tuple)):
-        return type(value)(value) if origin is list else tuple(value)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        args = typing.get_args(hint)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ConfigError(f"{where}: expected {len(args)} values, got {value!r}")
+            return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+        items = [_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)] if args else list(value)
+        return items if origin is list else tuple(items)
+    if origin is dict and not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {value!r}")
     return value
 
 
@@ -73,7 +85,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {part!r} is not a section")
-        node[parts[-1]] = yaml.safe_load(raw)
+        try:
+            node[parts[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override {item!r}: {key.strip()!r} gets no valid YAML value ({e})") from None
     return data
 
 
