@@ -122,14 +122,13 @@ def evaluate(similarity: torch.Tensor, records) -> dict[str, Any]:
     length, queries ranked among all test clips) and twin accuracy: how often a caption scores its own clip
     above its twin (ties count half; 50% = chance)."""
     from vidla.evaluate import retrieval_metrics, text_to_video_ranks
+    from vidla.evaluate.metrics import twin_wins
+    from vidla.evaluate.tasks import twin_indices
 
     identity = list(range(len(records)))
     out: dict[str, Any] = {k: v for k, v in retrieval_metrics(similarity, identity).items() if k.startswith("t2v")}
     ranks = text_to_video_ranks(similarity, identity)
-    position = {r.id: i for i, r in enumerate(records)}
-    twin = torch.tensor([position[r.extra["twin"]] for r in records])
-    own, other = similarity.diag(), similarity[torch.arange(len(records)), twin]
-    wins = (own > other).float() + 0.5 * (own == other).float()
+    wins = torch.from_numpy(twin_wins(similarity, identity, twin_indices(records)))  # vidla eval's metric
     out["twin_accuracy"] = 100 * wins.mean().item()
     for scale in ("short", "medium", "long"):
         rows = [i for i, r in enumerate(records) if r.extra["scale"] == scale]

@@ -19,9 +19,11 @@ def test_synth_then_eval_a_manifest_benchmark(tmp_path, capsys):
     checkpoint = vidla.save_model(vidla.create_model("vidla-tiny", temporal="hta", num_frames=8),
                                   tmp_path / "tiny.safetensors")
     out = tmp_path / "eval"
+    # no --frames: the manifest benchmark evaluates with the checkpoint's 8 frames
     assert main(["eval", "--benchmark", "manifest", "--data-root", str(data), "--checkpoint", str(checkpoint),
-                 "--frames", "8", "--output", str(out), "--no-cache", "--workers", "0", "--no-progress"]) == 0
+                 "--output", str(out), "--no-cache", "--workers", "0", "--no-progress", "--threads", "1"]) == 0
     results = json.loads((out / "results.json").read_text())
+    assert results["model"]["num_frames"] == results["protocol"]["frames"] == 8
     metrics = results["metrics"] if "metrics" in results else results
     flat = json.dumps(metrics)
     assert "t2v_r1" in flat and "v2t_mdr" in flat
@@ -35,6 +37,15 @@ def test_synth_then_eval_a_manifest_benchmark(tmp_path, capsys):
     own = sim[torch.arange(len(split.texts)), torch.tensor(split.text_to_video)]
     expected_r1 = 100 * ((sim >= own[:, None]).sum(1) == 1).float().mean().item()
     assert abs(_find(metrics, "t2v_r1") - expected_r1) < 1e-6
+    # twin accuracy: each caption against its own clip and the clip its record names as twin, by hand
+    ids = [v.id for v in split.videos]
+    wins = []
+    for t, v in enumerate(split.text_to_video):
+        own_score, twin_score = sim[t, v].item(), sim[t, ids.index(split.videos[v].extra["twin"])].item()
+        wins.append(1.0 if own_score > twin_score else 0.5 if own_score == twin_score else 0.0)
+    assert abs(metrics["twin_accuracy"] - 100 * sum(wins) / len(wins)) < 1e-6
+    assert results["counts"]["twin_queries"] == len(wins)
+    assert "Twin accuracy" in capsys.readouterr().out
 
 
 def _find(tree, key):

@@ -223,3 +223,23 @@ def test_classification_metrics_with_ties_and_per_class_mean():
     metrics = classification_metrics(scores, [0, 1, 2, 2], ks=(1, 2))
     assert metrics["top1"] == 50.0 and metrics["top2"] == 75.0
     assert metrics["mean_class_top1"] == pytest.approx(100 * (1 + 0 + 0.5) / 3)
+
+
+def test_twin_wins_by_hand():
+    from vidla.data import ClipRecord
+    from vidla.evaluate import twin_accuracy, twin_wins
+    from vidla.evaluate.tasks import twin_indices
+
+    sim = torch.tensor([[0.9, 0.1, 0.0],    # text 0 -> video 0, twin 1: win
+                        [0.8, 0.2, 0.0],    # text 1 -> video 1, twin 0: loss
+                        [0.5, 0.5, 0.3],    # text 2 -> video 0, twin 1: tie
+                        [0.0, 0.0, 1.0]])   # text 3 -> video 2, no twin
+    records = [ClipRecord(id="a", video="a.mp4", extra={"twin": "b"}), ClipRecord(id="b", video="b.mp4",
+               extra={"twin": "a"}), ClipRecord(id="c", video="c.mp4")]
+    twins = twin_indices(records)
+    assert twins == [1, 0, None]
+    wins = twin_wins(sim, [0, 1, 0, 2], twins, chunk_size=3)  # chunks of 3 rows: 2 blocks
+    assert wins[:3].tolist() == [1.0, 0.0, 0.5] and np.isnan(wins[3])
+    assert twin_accuracy(sim, [0, 1, 0, 2], twins) == pytest.approx(100 * 1.5 / 3)
+    with pytest.raises(ValueError, match="clip c: its twin 'z' is not among the evaluated clips"):
+        twin_indices([*records[:2], ClipRecord(id="c", video="c.mp4", extra={"twin": "z"})])

@@ -18,6 +18,8 @@ from vidla.evaluate.metrics import (
     retrieval_metrics,
     retrieval_ranks,
     text_to_video_ranks,
+    twin_accuracy,
+    twin_wins,
     video_to_text_ranks,
 )
 from vidla.evaluate.protocols import PROTOCOLS, EvalProtocol, get_protocol
@@ -38,5 +40,5 @@ __all__ = [
     "VideoClassifier", "VideoEmbeddings", "classification_metrics", "dual_softmax", "evaluate_classifier",
     "evaluate_multiple_choice", "evaluate_retrieval", "evaluate_zero_shot", "get_protocol", "model_fingerprint",
     "multi_view_logits", "paragraph_split", "retrieval_metrics", "retrieval_ranks", "run_benchmark",
-    "text_to_video_ranks", "video_to_text_ranks",
+    "text_to_video_ranks", "twin_accuracy", "twin_wins", "video_to_text_ranks",
 ]

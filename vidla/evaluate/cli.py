@@ -20,7 +20,7 @@ _HELP = {
     "data_root": "the benchmark's folder (annotations and videos; layouts in docs/datasets.md)",
     "checkpoint": "vidla checkpoint, OpenAI/open_clip CLIP file, Hugging Face CLIP folder or hub id",
     "split": "another split of the benchmark (default: the paper's evaluation split)",
-    "frames": "frames per clip (default: the protocol's, 32)",
+    "frames": "frames per clip (default: the protocol's, 32; the manifest benchmark: the checkpoint's)",
     "sampling": "frame sampling: uniform (default), dense, random, fps",
     "temporal_views": "temporal test views per video (their embeddings are averaged)",
     "spatial_views": "1 (centre crop) or 3 (three crops along the longer side)",
@@ -41,6 +41,7 @@ _HELP = {
     "duration_bins": "duration bin edges in seconds, e.g. 10,20,30 (default: 5 bins of similar counts)",
     "num_duration_bins": "number of quantile duration bins when --duration-bins is not given",
     "progress": "show progress bars (--no-progress to hide)",
+    "threads": "CPU threads of this process (torch.set_num_threads); one per process is fastest on a busy machine",
 }
 _CHOICES = {"precision": ["fp32", "bf16", "fp16"], "spatial_views": [1, 3], "templates": ["kinetics", "none"]}
 

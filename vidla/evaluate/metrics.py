@@ -172,6 +172,41 @@ def video_to_text_ranks(similarity: Similarity | torch.Tensor | np.ndarray, text
     return all_ranks[has_text].numpy(), torch.nonzero(has_text)[:, 0].numpy()
 
 
+def twin_wins(similarity: Similarity | torch.Tensor | np.ndarray, text_to_video: Sequence[int],
+              twin_of: Sequence[int | None], chunk_size: int = DEFAULT_CHUNK_SIZE) -> np.ndarray:
+    """The paired-distractor test of each text query: 1 when it scores its own video above that video's twin (a
+    clip made to differ in one respect, e.g. the order of its events), 0.5 on a tie, 0 below; NaN when its video
+    has no twin. `twin_of[v]` is the index of video v's twin, or None. Twin accuracy = 100 x the mean (50 = chance)."""
+    sim = as_similarity(similarity)
+    owners = _check_mapping(text_to_video, sim)
+    if len(twin_of) != sim.num_videos:
+        raise ValueError(f"twin_of must give one entry per video ({sim.num_videos}), got {len(twin_of)}")
+    twins = torch.tensor([-1 if t is None else int(t) for t in twin_of], dtype=torch.long)
+    if len(twins) and (twins.max() >= sim.num_videos or twins.min() < -1):
+        raise ValueError(f"twin_of has indices outside 0..{sim.num_videos - 1}")
+    wins = []
+    for start in range(0, sim.num_texts, chunk_size):
+        rows = sim.text_rows(start, min(start + chunk_size, sim.num_texts)).float().cpu()
+        _check_finite(rows)
+        own_video = owners[start:start + len(rows)]
+        twin = twins[own_video]
+        own = rows.gather(1, own_video[:, None])[:, 0]
+        other = rows.gather(1, twin.clamp(min=0)[:, None])[:, 0]
+        win = (own > other).double() + 0.5 * (own == other).double()
+        wins.append(torch.where(twin >= 0, win, torch.full_like(win, float("nan"))))
+    return torch.cat(wins).numpy() if wins else np.zeros(0)
+
+
+def twin_accuracy(similarity: Similarity | torch.Tensor | np.ndarray, text_to_video: Sequence[int],
+                  twin_of: Sequence[int | None], chunk_size: int = DEFAULT_CHUNK_SIZE) -> float:
+    """Percent of the queries with a twin that score their own video above the twin (ties count half)."""
+    wins = twin_wins(similarity, text_to_video, twin_of, chunk_size)
+    wins = wins[~np.isnan(wins)]
+    if wins.size == 0:
+        raise ValueError("no query's video has a twin")
+    return 100.0 * float(wins.mean())
+
+
 def _check_mapping(text_to_video: Sequence[int], sim: Similarity) -> torch.Tensor:
     owners = torch.as_tensor(np.asarray(text_to_video, dtype=np.int64))
     if owners.ndim != 1 or len(owners) != sim.num_texts:

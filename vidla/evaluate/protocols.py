@@ -29,6 +29,7 @@ class EvalProtocol:
     templates: str | None = None  # zero-shot classification: a key of zeroshot.TEMPLATE_SETS
     reference: str = ""  # the paper's numbers to compare against (SPEC section 4)
     notes: tuple[str, ...] = field(default_factory=tuple)
+    frames_from_checkpoint: bool = False  # no paper frame count: evaluate with the checkpoint's (--frames overrides)
 
     def with_split(self, split: str | None) -> "EvalProtocol":
         """The same frames and sampling on another split of the benchmark; the paper reference no longer applies."""
@@ -64,8 +65,8 @@ PROTOCOLS: dict[str, EvalProtocol] = {p.name: p for p in (
                  templates="kinetics", reference="zero-shot VidLA-B/16: top-1 60.2"),
     EvalProtocol("manifest", "manifest", "test", "retrieval",
                  "ROOT/test.jsonl (any clip manifest, e.g. `vidla data synth`): every caption is a t2v query",
-                 sampling=ClipSampling(num_frames=12, method="uniform"),
-                 notes=("not a paper protocol; --frames sets the frame count (the synthetic benchmark uses 8)",)),
+                 sampling=ClipSampling(num_frames=12, method="uniform"), frames_from_checkpoint=True,
+                 notes=("not a paper protocol; frames: the checkpoint's unless --frames is given",)),
     EvalProtocol("ssv2", "ssv2", "val", "zero_shot_classification",
                  "174 classes; the class template text itself is the prompt",
                  templates="none", notes=("not a paper protocol: the paper fine-tunes on SSv2 (2x3 views)",)),

@@ -100,6 +100,10 @@ def markdown_report(results: dict[str, Any]) -> str:
     lines = [f"# {results['benchmark']} ({protocol['split']}): {results['task'].replace('_', ' ')}", "",
              f"Checkpoint: `{results['model']['checkpoint']}`", ""]
     lines += metric_table(results["task"], results["metrics"])
+    if "twin_accuracy" in results["metrics"]:
+        lines += ["", f"Twin accuracy (each query's own clip scored above its paired distractor, ties half; 50 = "
+                      f"chance): {results['metrics']['twin_accuracy']:.1f} over "
+                      f"{results['counts'].get('twin_queries', '?')} queries."]
     lines += ["", "R@K and accuracies in percent; MdR/MnR are ranks (1 = best).", "", "## Protocol", ""]
     lines += [f"- **{key.replace('_', ' ')}**: {value}" for key, value in protocol.items()
               if value not in (None, "") and key != "reference"]

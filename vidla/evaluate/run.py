@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
 from vidla.data.benchmarks import load_benchmark
@@ -67,6 +68,7 @@ class EvalOptions:
     duration_bins: str | None = None  # "10,20,30" (seconds); default: 5 quantile bins
     num_duration_bins: int = 5
     progress: bool = True
+    threads: int | None = None  # CPU threads of this process (torch.set_num_threads); None: torch's default
 
 
 def resolve_sampling(protocol: EvalProtocol, options: EvalOptions) -> ClipSampling:
@@ -140,7 +142,7 @@ def evaluate_split(embedder: Embedder, split: BenchmarkSplit, sampling: ClipSamp
     raise ValueError(f"{split.name} {split.split}: no evaluation for task {split.task!r}")
 
 
-def load_eval_model(options: EvalOptions, num_frames: int) -> nn.Module:
+def load_eval_model(options: EvalOptions, num_frames: int | None) -> nn.Module:
     import vidla
 
     if not options.checkpoint:
@@ -159,10 +161,18 @@ def run_benchmark(options: EvalOptions, model: nn.Module | None = None) -> dict[
     model: an already loaded model (its weights' fingerprint keys the cache); default: load options.checkpoint.
     """
     started = time.perf_counter()
+    if options.threads is not None:
+        if options.threads < 1:
+            raise ValueError(f"threads must be at least 1, got {options.threads}")
+        torch.set_num_threads(options.threads)
     protocol = get_protocol(options.benchmark).with_split(options.split)
     split, dropped = load_split(protocol, options)
     sampling = resolve_sampling(protocol, options)
-    model = model if model is not None else load_eval_model(options, sampling.num_frames)
+    frames_from_checkpoint = protocol.frames_from_checkpoint and options.frames is None
+    if model is None:
+        model = load_eval_model(options, None if frames_from_checkpoint else sampling.num_frames)
+    if frames_from_checkpoint:
+        sampling = replace(sampling, num_frames=model.config.num_frames)
     cache = EmbeddingCache(options.cache_dir or default_cache_dir()) if options.cache else None
     embedder = Embedder(model, device=options.device, precision=options.precision, cache=cache,
                         batch_size=options.batch_size, text_batch_size=options.text_batch_size,

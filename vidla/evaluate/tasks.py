@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from vidla.data.benchmarks.base import BenchmarkSplit
+from vidla.data.manifest import ClipRecord
 from vidla.evaluate.classification import VideoClassifier, average_view_logits
 from vidla.evaluate.embed import ClipSampling, Embedder, evaluating
 from vidla.evaluate.metrics import (
@@ -27,6 +28,7 @@ from vidla.evaluate.metrics import (
     classification_ranks,
     metrics_from_ranks,
     retrieval_ranks,
+    twin_wins,
 )
 from vidla.evaluate.zeroshot import (
     KINETICS_TEMPLATES,
@@ -78,9 +80,23 @@ def drop_missing(split: BenchmarkSplit) -> BenchmarkSplit:
                                answers=answers, missing=[])
 
 
+def twin_indices(videos: Sequence[ClipRecord]) -> list[int | None]:
+    """For each clip, the position of the clip its record names as `"twin"` (an id; docs/manifest.md), or None.
+    A twin id that is not in the list is an error naming both clips."""
+    position = {v.id: i for i, v in enumerate(videos) if v.id is not None}
+    out: list[int | None] = []
+    for video in videos:
+        twin = (video.extra or {}).get("twin")
+        if twin is not None and twin not in position:
+            raise ValueError(f"clip {video.id}: its twin {twin!r} is not among the evaluated clips")
+        out.append(None if twin is None else position[twin])
+    return out
+
+
 def evaluate_retrieval(embedder: Embedder, split: BenchmarkSplit, sampling: ClipSampling, *, dsl: bool = False,
                        chunk_size: int = DEFAULT_CHUNK_SIZE) -> EvalResult:
-    """Text-to-video and video-to-text metrics (`t2v_*`, `v2t_*`, and `*_dsl` beside them when `dsl`)."""
+    """Text-to-video and video-to-text metrics (`t2v_*`, `v2t_*`, and `*_dsl` beside them when `dsl`), and
+    `twin_accuracy` when the clips' records name their twins (paired distractors, e.g. `vidla data synth`)."""
     if not split.texts:
         raise ValueError(f"{split.name} {split.split}: no texts to retrieve with")
     videos = embedder.videos(split.videos, sampling, desc=f"{split.name} videos")
@@ -96,6 +112,11 @@ def evaluate_retrieval(embedder: Embedder, split: BenchmarkSplit, sampling: Clip
         per_query["hit_dsl"] = dsl_ranks["t2v"] <= 1
     counts = {"videos": len(split.videos), "texts": len(split.texts), "t2v_queries": len(ranks["t2v"]),
               "v2t_queries": len(ranks["v2t"])}
+    twins = twin_indices(split.videos)
+    if any(t is not None for t in twins):
+        wins = twin_wins(similarity, split.text_to_video, twins, chunk_size)
+        metrics["twin_accuracy"] = 100.0 * float(np.nanmean(wins))
+        counts["twin_queries"] = int((~np.isnan(wins)).sum())
     return EvalResult("retrieval", metrics, per_query, counts)
 
 
