@@ -16,7 +16,8 @@ _EXAMPLES = 3
 
 
 class BadDataError(RuntimeError):
-    """More clips failed than `data.max_bad_fraction` allows (a wrong root or a broken manifest, not a few bad files)."""
+    """More clips failed than `data.max_bad_fraction` allows (a wrong root or a broken manifest, not a few bad
+    files)."""
 
 
 @dataclass

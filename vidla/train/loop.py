@@ -71,7 +71,8 @@ def build_dataset(config: TrainConfig, model: VidLA) -> CatchFailures:
     data.text_kinds is not set)."""
     d = config.data
     if d.random_clips > 0:
-        dataset = RandomClips(d.random_clips, d.num_frames, model.image_size, d.text_kinds or ["caption", "subtitle"])
+        kinds = d.text_kinds or ["caption", "subtitle"]
+        dataset = RandomClips(d.random_clips, d.num_frames, model.image_size, kinds)
     else:
         from vidla.train.clips import ManifestClips
 
