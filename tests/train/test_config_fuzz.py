@@ -102,6 +102,7 @@ def test_any_text_as_a_yaml_file(tmp_path_factory, text):
     ("data.max_bad_fraction=1.5", "data.max_bad_fraction"), ("optim.lr=.nan", "optim.lr"),
     ("data.text_kinds=[]", "data.text_kinds"), ("threads=0", "threads"), ("data.sampling=every", "data.sampling"),
     ("accumulation=0", "accumulation"), ("optim.betas=[0.9]", "optim.betas"), ("data=5", "data"),
+    ("model.name=vidla-b99", "model.name"), ("model.temporal=lstm", "model.temporal"),
 ])
 def test_each_bad_value_is_named(override, field):
     with pytest.raises(ConfigError, match=rf"^{field}: "):

@@ -118,6 +118,14 @@ def _check_ranges(config: TrainConfig) -> None:
     for name in ("model.name", "model.temporal", "output_dir"):
         if not isinstance(get(name), str) or not get(name):
             raise ConfigError(f"{name}: must be a non-empty string, got {get(name)!r}")
+    from vidla.models import list_models
+    from vidla.models.temporal import TEMPORAL_DESIGNS
+
+    if config.model.name not in list_models():
+        raise ConfigError(f"model.name: unknown architecture {config.model.name!r}; known: {', '.join(list_models())}")
+    if config.model.temporal not in TEMPORAL_DESIGNS:
+        raise ConfigError(f"model.temporal: unknown temporal design {config.model.temporal!r}; known: "
+                          f"{', '.join(sorted(TEMPORAL_DESIGNS))}")
     if not isinstance(config.model.temporal_options, dict):
         raise ConfigError(f"model.temporal_options: must be a mapping, got {config.model.temporal_options!r}")
 
