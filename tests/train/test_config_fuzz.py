@@ -73,7 +73,7 @@ def _load(source, *args):
     return config
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.dictionaries(keys, values, max_size=4))
 def test_any_yaml_loads_or_names_the_field(tmp_path, flat):
     path = tmp_path / "fuzz.yaml"
@@ -81,13 +81,13 @@ def test_any_yaml_loads_or_names_the_field(tmp_path, flat):
     _load(path)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(keys, st.text(max_size=10)), max_size=3))
 def test_any_override_loads_or_names_the_field(pairs):
     _load(None, [f"{key}={raw}" for key, raw in pairs])
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.text(max_size=60))
 def test_any_text_as_a_yaml_file(tmp_path_factory, text):
     path = tmp_path_factory.mktemp("fuzz") / "config.yaml"
