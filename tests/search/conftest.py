@@ -7,7 +7,12 @@ move filmed again on its own: another start position, another background noise, 
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +21,7 @@ import torch
 
 from vidla.data.temporal_synth import COLOURS, Event, _shape_mask, write_mp4
 
+REPO = Path(__file__).resolve().parents[2]
 FPS, SIZE, SECONDS = 8, 32, 16
 EVENT = (12.0, 16.0)  # the red square's move in host.mp4
 SCALES = "short=4,medium=8"
@@ -92,3 +98,33 @@ def built_index(tmp_path_factory, collection, tiny_checkpoint) -> Path:
 def copy_collection(collection: dict[str, Path], folder: Path) -> Path:
     shutil.copytree(collection["host"].parent, folder)
     return folder
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def served(built_index):
+    """`vidla serve INDEX --port P` in a subprocess, with the default host."""
+    import httpx
+
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "vidla.cli", "serve", str(built_index), "--port", str(port)],
+                               cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/info", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert process.poll() is None, process.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "vidla serve did not start"
+        time.sleep(0.1)
+    yield process, port
+    process.terminate()
+    process.wait(timeout=20)

@@ -6,9 +6,6 @@ from __future__ import annotations
 import io
 import os
 import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +16,6 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from vidla.search import SearchIndex  # noqa: E402
 from vidla.search.server import create_app  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
 def client(built_index):
@@ -134,33 +128,3 @@ def _listening_addresses(port: int) -> set[str]:
 def test_vidla_serve_listens_on_127_0_0_1_only_by_default(served):
     process, port = served
     assert _listening_addresses(port) == {"127.0.0.1"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def served(built_index):
-    """`vidla serve INDEX --port P` in a subprocess, with the default host."""
-    import httpx
-
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "vidla.cli", "serve", str(built_index), "--port", str(port)],
-                               cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/info", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert process.poll() is None, process.stderr.read().decode()[-2000:]
-        assert time.monotonic() < deadline, "vidla serve did not start"
-        time.sleep(0.1)
-    yield process, port
-    process.terminate()
-    process.wait(timeout=20)

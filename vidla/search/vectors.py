@@ -72,9 +72,9 @@ def build_vector_index(ids: np.ndarray, vectors: np.ndarray, config: VectorIndex
         nlist = config.ivf_nlist or max(1, min(int(4 * np.sqrt(max(len(vectors), 1))), len(vectors) // 39 or 1))
         quantizer = faiss.IndexFlatIP(dim)
         inner = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        # k-means on a sample: 32 points per cell is enough for stable cells and bounds the training time
-        sample = vectors if len(vectors) <= 32 * nlist else \
-            vectors[np.sort(np.random.default_rng(0).choice(len(vectors), 32 * nlist, replace=False))]
+        # k-means on a sample: 40 points per cell (faiss asks for 39) bounds the training time
+        sample = vectors if len(vectors) <= 40 * nlist else \
+            vectors[np.sort(np.random.default_rng(0).choice(len(vectors), 40 * nlist, replace=False))]
         inner.train(np.ascontiguousarray(sample, dtype=np.float32))
         inner.nprobe = min(config.ivf_nprobe, nlist)
     index = faiss.IndexIDMap2(inner)
