@@ -3,6 +3,7 @@
     vidla index videos/ --checkpoint model.safetensors --out videos.index       # new or incremental
     vidla index videos/ --checkpoint M --out shard0.index --shard 0/4           # one of 4 machines
     vidla index merge shard0.index shard1.index ... --out videos.index
+    torchrun --nproc_per_node 8 -m vidla.cli index videos/ --checkpoint M --out v.index   # v.index.shard{i}of8
     vidla search videos.index "a dog jumps into the pool" -k 10 --min-score 0.2
     vidla search videos.index --example clip.mp4 --start 12 --end 16             # more like this moment
     vidla serve videos.index                                                     # http://127.0.0.1:8000
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -63,6 +65,12 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     serve.set_defaults(func=run_serve)
 
 
+def torch_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def _parse_scales(text: str | None) -> dict[str, float] | None:
     if not text:
         return None
@@ -92,14 +100,20 @@ def run_index(args: argparse.Namespace) -> int:
 
             scales = _parse_scales(args.scales)
             windows = WindowConfig(stride=args.stride, **({"scales": scales} if scales else {}))
-            settings = IndexSettings(windows=windows, vectors=vectors, batch_size=args.batch_size,
-                                     shard=parse_shard(args.shard), progress=not args.no_progress)
+            shard, out, device = parse_shard(args.shard), args.out, args.device
+            if args.shard == "0/1" and int(os.environ.get("WORLD_SIZE", 1)) > 1:  # under torchrun: a shard per rank
+                shard = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]))
+                out = f"{args.out}.shard{shard[0]}of{shard[1]}"
+                if device is None and torch_cuda():
+                    device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
+            settings = IndexSettings(windows=windows, vectors=vectors, batch_size=args.batch_size, shard=shard,
+                                     progress=not args.no_progress)
             model = None
-            if args.device:
+            if device or torch_cuda():
                 import vidla
 
-                model = vidla.load_model(args.checkpoint, device=args.device)
-            report = build_index(args.roots, args.out, args.checkpoint, model=model, settings=settings)
+                model = vidla.load_model(args.checkpoint, device=device or "cuda")
+            report = build_index(args.roots, out, args.checkpoint, model=model, settings=settings)
     except (SearchIndexError, FileNotFoundError, ValueError, OSError) as e:
         print(f"vidla index: {e}", file=sys.stderr)
         return 1
@@ -156,6 +170,9 @@ def run_serve(args: argparse.Namespace) -> int:
 
     try:
         serve(Path(args.index), host=args.host, port=args.port, checkpoint=args.checkpoint)
+    except ImportError as e:
+        print(f"vidla serve: {e.name or e} is not installed: pip install 'vidla[search]'", file=sys.stderr)
+        return 1
     except (SearchIndexError, FileNotFoundError) as e:
         print(f"vidla serve: {e}", file=sys.stderr)
         return 1

@@ -357,19 +357,19 @@ def _embed(store: IndexStore, model, jobs: list[_VideoJob], settings: IndexSetti
     worker.start()
     try:
         while (item := items.get()) is not None:
-            if isinstance(item, _Decoded):
-                if item.windows is not None:
-                    pending.append(_Pending(item))
-                elif item.error is not None and (not pending or pending[-1].header.job is not item.job):
-                    pending.append(_Pending(_Decoded(item.job, windows=[])))  # failed before its header
-                if item.done:
-                    pending[-1].finished, pending[-1].error = True, item.error
-            else:
+            if not isinstance(item, _Decoded):  # (window position, frames) of the latest video
                 batch.append((pending[-1], *item))
                 if len(batch) >= settings.batch_size:
                     flush()
-            if isinstance(item, _Decoded) and item.done:
-                flush() if len(batch) >= settings.batch_size or not items.qsize() else None
+                continue
+            if item.windows is not None:
+                pending.append(_Pending(item))
+            elif not pending or pending[-1].header.job is not item.job:  # failed before its header
+                pending.append(_Pending(_Decoded(item.job, windows=[])))
+            if item.done:
+                pending[-1].finished, pending[-1].error = True, item.error
+                if items.empty():  # the decoder is behind: embed what is here, so finished videos commit now
+                    flush()
         flush()
     finally:
         stop.set()

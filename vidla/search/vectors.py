@@ -51,7 +51,7 @@ def _faiss():
     try:
         import faiss
     except ImportError as e:  # pragma: no cover - a dependency
-        raise ImportError("vidla search needs faiss: pip install faiss-cpu") from e
+        raise ImportError("vidla search needs faiss: pip install 'vidla[search]' (or faiss-cpu)") from e
     return faiss
 
 
