@@ -230,7 +230,7 @@ def build_index(inputs: Sequence[str | Path], out: str | Path, checkpoint: str |
         check_identity(store, identity, out)
         paths = [p for p in list_videos(inputs) if in_shard(p, settings.shard)]
         report.videos = len(paths)
-        jobs = _plan(store, paths, report)
+        jobs = _plan(store, paths, report, settings.progress)
         _embed(store, model, jobs, settings, report)
         report.total_windows = store.count_windows()
         report.vector_index = refresh_vectors(store, identity["model"]["id"], settings.vectors)
@@ -267,12 +267,14 @@ def check_identity(store: IndexStore, identity: dict[str, Any], where: str | Pat
         store.set_identity({**existing, "model": {**existing["model"], "checkpoint": identity["model"]["checkpoint"]}})
 
 
-def _plan(store: IndexStore, paths: list[str], report: IndexReport) -> list[_VideoJob]:
+def _plan(store: IndexStore, paths: list[str], report: IndexReport, progress: bool = False) -> list[_VideoJob]:
     """Sorts the listed videos into unchanged / re-stamped / copied / to embed; drops the unlisted ones."""
+    from tqdm.auto import tqdm
+
     indexed, failures = store.videos(), store.failures()
     by_hash: dict[str, VideoRow] = {v.sha256: v for v in indexed.values()}
     jobs: list[_VideoJob] = []
-    for path in paths:
+    for path in tqdm(paths, desc="checking", unit="file", disable=not progress or len(paths) < 1000):
         try:
             stat = os.stat(path)
         except OSError as e:
