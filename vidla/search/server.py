@@ -26,6 +26,7 @@ from vidla.search.query import SearchIndex, VideoHits
 MAX_QUERY_CHARS = 500
 MAX_K = 100
 THUMBNAIL_WIDTH = 160
+STRIP = 4  # thumbnails per result card
 
 
 def _jpeg(frame, width: int = THUMBNAIL_WIDTH) -> bytes:
@@ -105,6 +106,8 @@ def create_app(index: SearchIndex | str | Path, checkpoint: str | Path | None = 
     lock = threading.Lock()  # one query at a time through the model and the SQLite connection
     thumbnails = Thumbnails(index, index.folder / "thumbnails")
     frames = int(index.identity["model"]["num_frames"])
+    shown = min(STRIP, frames)
+    strip = [int((i + 0.5) * frames / shown) for i in range(shown)]  # frames spread evenly over the window
     app = FastAPI(title="vidla search", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
     app.state.index = index
 
@@ -115,7 +118,7 @@ def create_app(index: SearchIndex | str | Path, checkpoint: str | Path | None = 
             item["name"] = Path(video.path).name
             item["video_url"] = f"/api/videos/{video.video_id}"
             for moment in item["moments"]:
-                moment["thumbnails"] = [f"/api/thumbnails/{moment['window_id']}/{i}" for i in range(frames)]
+                moment["thumbnails"] = [f"/api/thumbnails/{moment['window_id']}/{i}" for i in strip]
             out.append(item)
         return out
 
