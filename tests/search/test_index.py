@@ -167,3 +167,14 @@ def test_vector_index_kinds_agree_on_a_small_collection(tmp_path, built_index, c
     results = index.search_example(collection["example"], k=3)
     assert [(v.path, [m.window_id for m in v.moments]) for v in results] == \
            [(v.path, [m.window_id for m in v.moments]) for v in reference]
+
+
+def test_an_open_index_sees_what_a_later_run_committed(tmp_path, built_index, collection, tiny_checkpoint):
+    copy = tmp_path / "copy.index"
+    shutil.copytree(built_index, copy)
+    index = SearchIndex(copy)
+    assert len(index.search_example(collection["example"], k=20)) == 4
+    report = build_index([collection["host"], collection["other"]], copy, tiny_checkpoint, settings=settings())
+    assert (report.deleted, report.embedded) == (2, 0)  # the index mirrors its inputs
+    names = {Path(v.path).name for v in index.search_example(collection["example"], k=20)}
+    assert names == {"host.mp4", "other.mp4"}

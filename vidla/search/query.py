@@ -84,13 +84,22 @@ class SearchIndex:
         self._checkpoint, self._model = checkpoint, model
         if model is not None:
             self._check_model(model, str(checkpoint or "the given model"))
-        self.vectors = self._load_vectors(vectors or VectorIndexConfig())
+        self._vector_config = vectors or VectorIndexConfig()
+        self._generation = self.store.generation
+        self.vectors = self._load_vectors(self._vector_config)
 
     def close(self) -> None:
         self.store.close()
 
+    def refresh(self) -> None:
+        """Picks up what a `vidla index` run committed since the index was opened (a server stays current)."""
+        generation = self.store.generation
+        if generation != self._generation:
+            self._generation = generation
+            self.vectors = self._load_vectors(self._vector_config)
+
     def _load_vectors(self, config: VectorIndexConfig):
-        index = load_vector_index(self.folder, self.store.generation, self.identity["model"]["id"])
+        index = load_vector_index(self.folder, self._generation, self.identity["model"]["id"])
         if index is None:  # the index was interrupted before its vectors were written: rebuild in memory
             dim = int(self.identity["model"]["embed_dim"])
             ids, vectors = collect(self.store.iter_vectors(), dim)
@@ -158,6 +167,7 @@ class SearchIndex:
         """Moments for a unit query vector: up to `k` moments, grouped per video, best video first."""
         if not 1 <= k <= MAX_K:
             raise ValueError(f"k must be between 1 and {MAX_K}, got {k}")
+        self.refresh()
         total = self.vectors.ntotal
         if total == 0:
             return []
