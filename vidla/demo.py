@@ -77,10 +77,13 @@ def run(output: str | Path = "runs/demo", settings: DemoSettings | None = None, 
 
 def print_search_command(output: Path, design: str, query: str) -> None:
     """How to search the demo's test clips with the model it trained (docs/search.md)."""
-    index = output / "search.index"
+    from shlex import quote
+
+    index = quote(str(output / "search.index"))
+    manifest, checkpoint = quote(str(output / "data" / "test.jsonl")), quote(str(output / design / "model.safetensors"))
     print("\nsearch the test clips with this model:\n"
-          f"  vidla index {output / 'data' / 'test.jsonl'} --checkpoint {output / design / 'model.safetensors'} "
-          f"--out {index} && vidla search {index} \"{query}\" && vidla serve {index}")
+          f"  vidla index {manifest} --checkpoint {checkpoint} --out {index} && vidla search {index} {quote(query)} "
+          f"&& vidla serve {index}")
 
 
 def synthesise(folder: Path, settings: DemoSettings, progress: bool) -> dict[str, Path]:
