@@ -1,12 +1,12 @@
 """The vector index: faiss, exact inner product up to a size, approximate beyond.
 
-- "flat": `IndexFlatIP`, exact; every query scans every vector (about 18 ms per query at 100k 512-d vectors on one
-  core of the benchmark machine, docs/benchmarks.md).
-- "hnsw": `IndexHNSWFlat` (inner product), a graph searched with `ef_search` candidates: milliseconds at a million
-  vectors; no training; memory = the vectors + about 260 bytes per vector of graph.
+- "flat": `IndexFlatIP`, exact; every query scans every vector (17 ms of CPU per query at 100k 512-d vectors,
+  168 ms at 1M, on the benchmark machine: docs/benchmarks.md).
+- "hnsw": `IndexHNSWFlat` (inner product), a graph searched with `ef_search` candidates: the best recall for a
+  given query time, no training, but slow to build; memory = the vectors + about 260 bytes per vector of graph.
 - "ivf": `IndexIVFFlat`, `nlist` k-means cells of which `nprobe` are scanned; quick to build, removable.
 - "auto": flat up to `exact_limit` vectors, ivf beyond (it builds ten times faster than hnsw on a small machine:
-  28 s against 320 s for 100k vectors on the benchmark machine).
+  17 s against 171-321 s for 100k vectors on the benchmark machine).
 
 Vectors are unit-normalised, so inner product is cosine similarity. Ids are the windows' SQLite ids.
 """
