@@ -1,3 +1,4 @@
+import shlex
 import subprocess
 import sys
 
@@ -5,6 +6,7 @@ import torch
 
 import vidla
 from vidla.cli import main
+from vidla.data.manifest import read_manifest_resolved
 
 
 def test_help_and_info(capsys):
@@ -39,3 +41,13 @@ def test_demo_quick_runs_end_to_end(capsys, tmp_path):
         assert 0 <= metrics["t2v_r1"] <= 100 and 0 <= metrics["twin_accuracy"] <= 100
     assert (tmp_path / "demo_results.png").stat().st_size > 1000
     assert (tmp_path / "hta" / "model.safetensors").is_file() and (tmp_path / "data" / "test.jsonl").is_file()
+    # the command the demo ends with indexes and searches its test clips (the newcomer's path to search)
+    line = next(line for line in out.splitlines() if line.strip().startswith("vidla index"))
+    index_command, search_command, serve_command = [shlex.split(part)[1:] for part in line.split(" && ")]
+    assert serve_command[0] == "serve"
+    assert main(index_command + ["--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(search_command + ["--json", "-k", "3"]) == 0
+    found = json.loads(capsys.readouterr().out)["results"]
+    test_videos = {str(r.video) for r in read_manifest_resolved(tmp_path / "data" / "test.jsonl")}
+    assert found and all(video["path"] in test_videos for video in found)

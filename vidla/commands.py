@@ -15,6 +15,8 @@ OPTIONAL = {
     "tensorboard": "training logs in TensorBoard",
     "matplotlib": "plots in evaluation reports",
     "scipy": "rank statistics in tests",
+    "faiss-cpu": "vidla index / vidla search (vector index)",
+    "fastapi": "vidla serve (with uvicorn)",
 }
 
 

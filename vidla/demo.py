@@ -71,7 +71,19 @@ def run(output: str | Path = "runs/demo", settings: DemoSettings | None = None, 
     with atomic_write(output / RESULTS) as f:
         json.dump(results, f, indent=1)
     print(f"\nresults: {output / RESULTS}, plot: {results['plot']}")
+    print_search_command(output, best, test_clips[0].texts["caption"])
     return results
+
+
+def print_search_command(output: Path, design: str, query: str) -> None:
+    """How to search the demo's test clips with the model it trained (docs/search.md)."""
+    from shlex import quote
+
+    index = quote(str(output / "search.index"))
+    manifest, checkpoint = quote(str(output / "data" / "test.jsonl")), quote(str(output / design / "model.safetensors"))
+    print("\nsearch the test clips with this model:\n"
+          f"  vidla index {manifest} --checkpoint {checkpoint} --out {index} && vidla search {index} {quote(query)} "
+          f"&& vidla serve {index}")
 
 
 def synthesise(folder: Path, settings: DemoSettings, progress: bool) -> dict[str, Path]:

@@ -1,0 +1,202 @@
+"""Video search benchmark: indexing throughput, and query latency / recall of the vector index.
+
+    python bench/search.py indexing                    # vidla-b32 meanpool and hta, random weights, generated videos
+    python bench/search.py vectors --sizes 10000 100000 1000000
+
+Indexing: windows/s through `build_index` (decoding in its thread beside the model) and the time each side spent:
+decode = opening, decoding and preprocessing frames; model = encode_video on the batches.
+
+Vectors: single-query latency (wall-clock p50/p99 over the queries and the p50 of the CPU time the query used,
+faiss on one thread, as a server answering one query at a time) for the exact index and the approximate ones, and the approximate recall@10 against exact search, on two
+synthetic sets of unit 512-d vectors:
+- "random": independent uniform directions, the worst case for any approximate index (no structure: every vector
+  is nearly equidistant from a query);
+- "clustered": what a window index looks like: windows of one video lie near each other (n / 100 video centres,
+  100 windows each at cosine ~0.8 from their centre), and a query lies nearer one video than the rest (cosine ~0.5 to its centre).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def machine() -> str:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    return (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+            f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min)")
+
+
+# ---------------------------------------------------------------------------------------------- indexing
+
+def make_videos(folder: Path, count: int, seconds: float, fps: int = 25, size: tuple[int, int] = (320, 240)) -> None:
+    """Moving gradients with noise, H.264 with a keyframe every 2 s (a camera's or a phone's file, small)."""
+    import av
+
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    width, height = size
+    y, x = np.mgrid[0:height, 0:width]
+    for v in range(count):
+        with av.open(str(folder / f"video{v}.mp4"), "w") as container:
+            stream = container.add_stream("libx264", rate=fps)
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            stream.codec_context.options = {"g": str(2 * fps), "preset": "veryfast", "crf": "23"}
+            for f in range(int(seconds * fps)):
+                t = f / fps
+                frame = np.stack([(x + 40 * t + 60 * v) % 256, (y + 25 * t) % 256, (x + y + 10 * v) % 256], -1)
+                frame = (frame + rng.integers(0, 16, frame.shape)).clip(0, 255).astype(np.uint8)
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+
+
+def bench_indexing(args: argparse.Namespace) -> None:
+    import torch
+
+    import vidla
+    from vidla.search import IndexSettings, build_index
+
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        videos = Path(tmp) / "videos"
+        make_videos(videos, args.videos, args.seconds)
+        print(f"machine: {machine()}; torch threads {args.threads}")
+        print(f"{args.videos} videos of {args.seconds:.0f} s, 320x240, 25 fps, H.264 (keyframe every 2 s); default "
+              f"windows (4/12/36 s, half overlapping), 12 frames each, batch {args.batch_size}\n")
+        print("| model | windows | windows/s | decode s | model s | decode share | wall s |")
+        print("|---|---|---|---|---|---|---|")
+        for temporal in args.temporal:
+            torch.manual_seed(0)
+            model = vidla.create_model(args.model, temporal=temporal, num_frames=12)
+            settings = IndexSettings(batch_size=args.batch_size, progress=False)
+            report = build_index([videos], Path(tmp) / f"{temporal}.index", model=model, settings=settings)
+            share = report.decode_seconds / (report.decode_seconds + report.model_seconds)
+            print(f"| {args.model} {temporal} | {report.windows} | {report.windows / report.seconds:.2f} | "
+                  f"{report.decode_seconds:.1f} | {report.model_seconds:.1f} | {100 * share:.0f}% | "
+                  f"{report.seconds:.1f} |", flush=True)
+    print(f"\nmachine after: {machine()}")
+
+
+# ---------------------------------------------------------------------------------------------- vectors
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def dataset(kind: str, n: int, queries: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    if kind == "random":
+        return unit(rng.standard_normal((n, dim), np.float32)), unit(rng.standard_normal((queries, dim), np.float32))
+    centres = unit(rng.standard_normal((max(1, n // 100), dim), np.float32))
+    data = np.empty((n, dim), np.float32)
+    for start in range(0, n, 100_000):  # in chunks, to bound the temporary memory
+        stop = min(n, start + 100_000)
+        noise = unit(rng.standard_normal((stop - start, dim), np.float32))
+        data[start:stop] = unit(0.8 * centres[rng.integers(0, len(centres), stop - start)] + 0.6 * noise)
+    owners = centres[rng.integers(0, len(centres), queries)]
+    return data, unit(0.5 * owners + 0.87 * unit(rng.standard_normal((queries, dim), np.float32)))
+
+
+def latencies(index, queries: np.ndarray, k: int = 10) -> tuple[float, float, float]:
+    """Wall-clock p50 and p99 (ms), and the p50 of the CPU time the query thread used (ms): on a shared, busy
+    machine the wall clock also counts the time other processes hold the core; the CPU time is what a query costs
+    a core of its own (faiss runs a single query on the calling thread)."""
+    times, cpu = [], []
+    for q in queries:
+        started, started_cpu = time.perf_counter(), time.thread_time()
+        index.search(q[None], k)
+        times.append(time.perf_counter() - started)
+        cpu.append(time.thread_time() - started_cpu)
+    return (float(np.percentile(times, 50) * 1e3), float(np.percentile(times, 99) * 1e3),
+            float(np.percentile(cpu, 50) * 1e3))
+
+
+def recall(index, queries: np.ndarray, truth: np.ndarray, k: int = 10) -> float:
+    _, found = index.search(queries, k)
+    return float(np.mean([len(set(f) & set(t)) / k for f, t in zip(found, truth)]))
+
+
+def bench_vectors(args: argparse.Namespace) -> None:
+    import faiss
+
+    from vidla.search.vectors import VectorIndexConfig, build_vector_index
+
+    print(f"machine: {machine()}; faiss {faiss.__version__}, one thread per query; {args.queries} queries, k = 10\n")
+    print("| vectors | data | index | build s | p50 ms | p99 ms | CPU p50 ms | recall@10 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for n in args.sizes:
+        for kind in args.data:
+            data, queries = dataset(kind, n, args.queries, args.dim, seed=0)
+            ids = np.arange(n, dtype=np.int64)
+            faiss.omp_set_num_threads(args.build_threads)
+            started = time.perf_counter()
+            exact = build_vector_index(ids, data, VectorIndexConfig(kind="flat"))
+            build = time.perf_counter() - started
+            _, truth = exact.search(queries, 10)
+            faiss.omp_set_num_threads(1)
+            p50, p99, cpu = latencies(exact, queries)
+            print(f"| {n:,} | {kind} | flat (exact) | {build:.1f} | {p50:.2f} | {p99:.2f} | {cpu:.2f} | 1 |",
+                  flush=True)
+            approximate = [("ivf", VectorIndexConfig(kind="ivf"))]
+            if n <= args.hnsw_limit:
+                approximate.append(("hnsw", VectorIndexConfig(kind="hnsw")))
+            for name, config in approximate:
+                faiss.omp_set_num_threads(args.build_threads)
+                started = time.perf_counter()
+                index = build_vector_index(ids, data, config)
+                build = time.perf_counter() - started
+                inner = faiss.downcast_index(index.index)
+                settings = [("nprobe", p) for p in args.nprobe] if name == "ivf" else \
+                    [("efSearch", e) for e in args.ef_search]
+                for label, value in settings:
+                    if name == "ivf":
+                        inner.nprobe = value
+                        described = f"ivf nlist {inner.nlist}, nprobe {value}"
+                    else:
+                        inner.hnsw.efSearch = value
+                        described = f"hnsw M 32, efSearch {value}"
+                    faiss.omp_set_num_threads(1)
+                    p50, p99, cpu = latencies(index, queries)
+                    print(f"| {n:,} | {kind} | {described} | {build:.1f} | {p50:.2f} | {p99:.2f} | {cpu:.2f} | "
+                          f"{recall(index, queries, truth):.3f} |", flush=True)
+                del index
+            del exact, data
+    print(f"\nmachine after: {machine()}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="what", required=True)
+    indexing = commands.add_parser("indexing")
+    indexing.add_argument("--model", default="vidla-b32")
+    indexing.add_argument("--temporal", nargs="+", default=["meanpool", "hta"])
+    indexing.add_argument("--videos", type=int, default=2)
+    indexing.add_argument("--seconds", type=float, default=20.0)
+    indexing.add_argument("--batch-size", type=int, default=8)
+    indexing.add_argument("--threads", type=int, default=2)
+    vectors = commands.add_parser("vectors")
+    vectors.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    vectors.add_argument("--data", nargs="+", default=["random", "clustered"])
+    vectors.add_argument("--dim", type=int, default=512)
+    vectors.add_argument("--queries", type=int, default=200)
+    vectors.add_argument("--nprobe", type=int, nargs="+", default=[16, 32, 64, 128])
+    vectors.add_argument("--ef-search", type=int, nargs="+", default=[64, 128, 256])
+    vectors.add_argument("--hnsw-limit", type=int, default=100_000, help="skip hnsw (slow to build) above this")
+    vectors.add_argument("--build-threads", type=int, default=2)
+    args = parser.parse_args()
+    bench_indexing(args) if args.what == "indexing" else bench_vectors(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""kill -9 in the middle of `vidla index`, then a rerun: nothing lost, nothing duplicated, the same index as a clean
+build."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import SCALES, make_collection, settings
+from test_index import assert_same_index
+
+from vidla.search import IndexStore, build_index, plan_windows
+from vidla.search.windows import WindowConfig
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _videos_committed(database: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as db:
+            return db.execute("SELECT COUNT(*) FROM videos").fetchone()[0]
+    except sqlite3.Error:
+        return 0  # not created yet
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
+def test_kill_9_mid_run_then_rerun_equals_a_clean_build(tmp_path, tiny_checkpoint):
+    folder = tmp_path / "videos"
+    make_collection(folder, extra_plain=14)  # 16 videos
+    out = tmp_path / "killed.index"
+    command = [sys.executable, "-m", "vidla.cli", "index", str(folder), "--checkpoint", str(tiny_checkpoint),
+               "--out", str(out), "--scales", SCALES, "--no-progress", "--batch-size", "2"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    try:
+        while _videos_committed(out / "index.sqlite") < 3:
+            assert process.poll() is None, f"finished before the kill: {process.stderr.read().decode()[-2000:]}"
+            assert time.monotonic() < deadline, "no progress"
+            time.sleep(0.01)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+
+    with IndexStore(out, readonly=True) as store:  # each committed video is whole
+        committed = store.videos()
+        assert 3 <= len(committed) < 16
+        for video in committed.values():
+            windows, vectors = store.video_windows(video.id)
+            assert len(windows) == len(vectors) == len(plan_windows(video.duration,
+                                                                     WindowConfig({"short": 4.0, "medium": 8.0})))
+    resumed = build_index([folder], out, tiny_checkpoint, settings=settings())
+    assert resumed.embedded == 16 - len(committed) and resumed.unchanged == len(committed)
+    build_index([folder], tmp_path / "clean.index", tiny_checkpoint, settings=settings())
+    assert_same_index(out, tmp_path / "clean.index")

@@ -1,0 +1,194 @@
+"""Searching an index: a text or an example clip in, ranked moments out, grouped per video.
+
+Moments: the best window hits are taken in score order; the best hit not yet used seeds a moment of its video, and
+every other hit of that video overlapping the seed joins it (and is not reported on its own). A moment reports the
+seed's start, end, scale and score (the best-matching window), how many hits it merged and their extent (the span
+of the video where the query matches at any scale). Videos are ranked by their best moment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from vidla.search.store import IndexStore, SearchIndexError, WindowRow
+from vidla.search.vectors import VectorIndexConfig, build_vector_index, collect, load_vector_index, search_vectors
+
+MAX_K = 1000
+
+
+@dataclass
+class Moment:
+    start: float
+    end: float
+    scale: str
+    score: float
+    window_id: int
+    hits: int = 1
+    extent: tuple[float, float] = (0.0, 0.0)
+
+
+@dataclass
+class VideoHits:
+    video_id: int
+    path: str
+    duration: float
+    score: float
+    moments: list[Moment] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        for m in out["moments"]:
+            m["extent"] = list(m["extent"])
+        return out
+
+
+def merge_moments(hits: Sequence[tuple[WindowRow, float]], k: int) -> tuple[list[Moment], list[int]]:
+    """Window hits (row, score), any order -> at most `k` moments, best first (the rule in the module docstring),
+    and the video id of each."""
+    ordered = sorted(hits, key=lambda h: (-h[1], h[0].id))
+    used: set[int] = set()
+    moments: list[tuple[int, Moment]] = []
+    for seed, score in ordered:
+        if seed.id in used:
+            continue
+        members = [(w, s) for w, s in ordered if w.video_id == seed.video_id and w.id not in used
+                   and w.start < seed.end and seed.start < w.end]
+        used.update(w.id for w, _ in members)
+        moments.append((seed.video_id, Moment(seed.start, seed.end, seed.scale, float(score), seed.id, len(members),
+                                              (min(w.start for w, _ in members), max(w.end for w, _ in members)))))
+        if len(moments) == k:
+            break
+    return [m for _, m in moments], [v for v, _ in moments]
+
+
+class SearchIndex:
+    """An index opened for searching. The model is loaded on the first query that needs it.
+
+        index = SearchIndex("my.index")                      # the model recorded in the index
+        index = SearchIndex("my.index", checkpoint="model.safetensors")
+        results = index.search_text("a dog jumps into the pool", k=10)
+    """
+
+    def __init__(self, folder: str | Path, checkpoint: str | Path | None = None, model=None,
+                 vectors: VectorIndexConfig | None = None):
+        self.folder = Path(folder)
+        self.store = IndexStore(self.folder, readonly=True)
+        self.identity = self.store.identity()
+        if "model" not in self.identity:
+            raise SearchIndexError(f"{self.folder}: an empty index (no model recorded); run `vidla index` first")
+        self._checkpoint, self._model = checkpoint, model
+        if model is not None:
+            self._check_model(model, str(checkpoint or "the given model"))
+        self._vector_config = vectors or VectorIndexConfig()
+        self._generation = self.store.generation
+        self.vectors = self._load_vectors(self._vector_config)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def refresh(self) -> None:
+        """Picks up what a `vidla index` run committed since the index was opened (a server stays current)."""
+        generation = self.store.generation
+        if generation != self._generation:
+            self._generation = generation
+            self.vectors = self._load_vectors(self._vector_config)
+
+    def _load_vectors(self, config: VectorIndexConfig):
+        index = load_vector_index(self.folder, self._generation, self.identity["model"]["id"])
+        if index is None:  # the index was interrupted before its vectors were written: rebuild in memory
+            dim = int(self.identity["model"]["embed_dim"])
+            ids, vectors = collect(self.store.iter_vectors(), dim)
+            index = build_vector_index(ids, vectors, config, dim=dim)
+        return index
+
+    # -- the model ---------------------------------------------------------------------------------------------
+
+    @property
+    def model(self):
+        if self._model is None:
+            import vidla
+
+            source = self._checkpoint or self.identity["model"].get("checkpoint")
+            if source is None:
+                raise SearchIndexError(f"{self.folder}: no checkpoint recorded in the index; pass one")
+            model = vidla.load_model(source).eval()
+            self._check_model(model, str(source))
+            self._model = model
+        return self._model
+
+    def _check_model(self, model, source: str) -> None:
+        from vidla.search.indexer import model_fingerprint
+
+        expected, actual = self.identity["model"]["id"], model_fingerprint(model)
+        if expected != actual:
+            raise SearchIndexError(
+                f"{source}: this model (id {actual}) is not the one that built the index {self.folder} "
+                f"(id {expected}, from {self.identity['model'].get('checkpoint')}); its vectors would not be "
+                "comparable. Search with that model, or index again with this one")
+
+    # -- queries -------------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def embed_text(self, text: str) -> np.ndarray:
+        features = self.model.encode_text([text])
+        return torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()[0]
+
+    def embed_example(self, video: str | Path, start: float | None = None, end: float | None = None) -> np.ndarray:
+        """The embedding of a clip of a video file (default: all of it), sampled as the index samples windows."""
+        import vidla
+        from vidla.search.indexer import embed_frames
+
+        model = self.model
+        frames = vidla.load_video(video, model.num_frames, start=start, end=end)
+        pixels = vidla.preprocess_video(frames, model.image_size)
+        return embed_frames(model, pixels[None])[0]
+
+    def search_text(self, text: str, k: int = 10, min_score: float | None = None) -> list[VideoHits]:
+        return self.search_vector(self.embed_text(text), k, min_score)
+
+    def search_example(self, video: str | Path, start: float | None = None, end: float | None = None, k: int = 10,
+                       min_score: float | None = None) -> list[VideoHits]:
+        """"More like this moment": the query is a clip of a video file."""
+        return self.search_vector(self.embed_example(video, start, end), k, min_score)
+
+    def search_window(self, window_id: int, k: int = 10, min_score: float | None = None) -> list[VideoHits]:
+        """"More like this" for a window already in the index."""
+        vector = self.store.vector(window_id)
+        if vector is None:
+            raise KeyError(f"no window {window_id} in {self.folder}")
+        return self.search_vector(vector, k, min_score)
+
+    def search_vector(self, query: np.ndarray, k: int = 10, min_score: float | None = None) -> list[VideoHits]:
+        """Moments for a unit query vector: up to `k` moments, grouped per video, best video first."""
+        if not 1 <= k <= MAX_K:
+            raise ValueError(f"k must be between 1 and {MAX_K}, got {k}")
+        self.refresh()
+        total = self.vectors.ntotal
+        if total == 0:
+            return []
+        fetch = min(total, max(100, 20 * k))
+        while True:  # merging may fold many hits into one moment: fetch more until k moments or every window
+            scores, ids = search_vectors(self.vectors, query[None], fetch)
+            keep = [(int(i), float(s)) for i, s in zip(ids[0], scores[0])
+                    if i >= 0 and (min_score is None or s >= min_score)]
+            rows = self.store.windows([i for i, _ in keep])
+            moments, videos = merge_moments([(rows[i], s) for i, s in keep if i in rows], k)
+            below_threshold = len(keep) < fetch
+            if len(moments) >= k or fetch >= total or below_threshold:
+                break
+            fetch = min(total, fetch * 4)
+        return self._group(moments, videos)
+
+    def _group(self, moments: list[Moment], videos: list[int]) -> list[VideoHits]:
+        grouped: dict[int, VideoHits] = {}
+        for video_id, moment in zip(videos, moments):
+            if video_id not in grouped:
+                row = self.store.video(video_id)
+                grouped[video_id] = VideoHits(video_id, row.path, row.duration, moment.score)
+            grouped[video_id].moments.append(moment)
+        return list(grouped.values())  # moments arrive best first, so videos are in order of their best moment

@@ -1,0 +1,183 @@
+"""`vidla serve`: a FastAPI app over a search index (docs/search.md).
+
+    GET /                                  the search page (plain HTML + JS, no build step)
+    GET /api/info                          what the index holds
+    GET /api/search?q=TEXT&k=10&min_score  moments for a text query, grouped per video
+    GET /api/similar/{window_id}?k=10      moments like a window of the index ("more like this")
+    GET /api/thumbnails/{window_id}/{i}    JPEG of the i-th frame the model saw in that window (cached)
+    GET /api/videos/{video_id}             the video file, with HTTP range requests (206) for seeking
+
+Files are reached only through ids of the index: no request names a path, so nothing outside the index can be read.
+Every bad request gets a 4xx with a message saying what was wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import mimetypes
+import threading
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from vidla.search.query import SearchIndex, VideoHits
+
+MAX_QUERY_CHARS = 500
+MAX_K = 100
+THUMBNAIL_WIDTH = 160
+STRIP = 4  # thumbnails per result card
+
+
+def _jpeg(frame, width: int = THUMBNAIL_WIDTH) -> bytes:
+    from PIL import Image
+
+    image = Image.fromarray(frame)
+    height = max(1, round(image.height * width / image.width))
+    out = io.BytesIO()
+    image.resize((width, height), Image.BICUBIC).save(out, format="JPEG", quality=85)
+    return out.getvalue()
+
+
+class Thumbnails:
+    """Frames from inside a window, as JPEG, made on first request and cached on disk (in the index folder when
+    it is writable) or in memory. Keys hash the video's content and the instant, so a changed video never shows a
+    stale picture."""
+
+    def __init__(self, index: SearchIndex, folder: Path | None):
+        self.index, self.folder, self.memory = index, folder, {}
+        if folder is not None:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                self.folder = None
+
+    def get(self, window_id: int, position: int) -> bytes | None:
+        from vidla.search.windows import Window, window_timestamps
+
+        rows = self.index.store.windows([window_id])
+        if window_id not in rows:
+            return None
+        row = rows[window_id]
+        video = self.index.store.video(row.video_id)
+        frames = self.index.identity["model"]["num_frames"]
+        instant = window_timestamps(Window(row.start, row.end, row.scale), frames)[position]
+        key = hashlib.sha256(f"{video.sha256}:{instant:.6f}:{THUMBNAIL_WIDTH}".encode()).hexdigest()[:32]
+        cached = self._read(key)
+        if cached is not None:
+            return cached
+        from vidla.data.decode import open_video
+
+        with open_video(video.path) as reader:
+            data = _jpeg(reader.frames_at([instant]).frames[0])
+        self._write(key, data)
+        return data
+
+    def _read(self, key: str) -> bytes | None:
+        if key in self.memory:
+            return self.memory[key]
+        if self.folder is not None and (self.folder / f"{key}.jpg").is_file():
+            return (self.folder / f"{key}.jpg").read_bytes()
+        return None
+
+    def _write(self, key: str, data: bytes) -> None:
+        if self.folder is not None:
+            from vidla.io import atomic_write
+
+            try:
+                with atomic_write(self.folder / f"{key}.jpg", "wb") as f:
+                    f.write(data)
+                return
+            except OSError:
+                pass
+        if len(self.memory) > 10_000:
+            self.memory.clear()
+        self.memory[key] = data
+
+
+def create_app(index: SearchIndex | str | Path, checkpoint: str | Path | None = None):
+    """The FastAPI app. The model is loaded (and checked against the index) before the first request."""
+    from fastapi import FastAPI, HTTPException, Path as PathParam, Query
+    from fastapi.responses import FileResponse, HTMLResponse, Response
+
+    if not isinstance(index, SearchIndex):
+        index = SearchIndex(index, checkpoint=checkpoint)
+    index.model  # noqa: B018 - load and check the model now, not on the first query
+    lock = threading.Lock()  # one query at a time through the model and the SQLite connection
+    thumbnails = Thumbnails(index, index.folder / "thumbnails")
+    frames = int(index.identity["model"]["num_frames"])
+    shown = min(STRIP, frames)
+    strip = [int((i + 0.5) * frames / shown) for i in range(shown)]  # frames spread evenly over the window
+    app = FastAPI(title="vidla search", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
+    app.state.index = index
+
+    def hits_json(results: list[VideoHits]) -> list[dict[str, Any]]:
+        out = []
+        for video in results:
+            item = video.to_json()
+            item["name"] = Path(video.path).name
+            item["video_url"] = f"/api/videos/{video.video_id}"
+            for moment in item["moments"]:
+                moment["thumbnails"] = [f"/api/thumbnails/{moment['window_id']}/{i}" for i in strip]
+            out.append(item)
+        return out
+
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> str:
+        return resources.files("vidla.search").joinpath("static/index.html").read_text(encoding="utf-8")
+
+    @app.get("/api/info")
+    def info() -> dict[str, Any]:
+        with lock:
+            return {"videos": len(index.store.videos()), "windows": int(index.vectors.ntotal),
+                    "model": index.identity["model"], "windows_config": index.identity["windows"]}
+
+    @app.get("/api/search")
+    def search(q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS, description="what to look for"),
+               k: int = Query(10, ge=1, le=MAX_K, description="moments to return"),
+               min_score: float | None = Query(None, ge=-1.0, le=1.0, description="cosine similarity floor")):
+        if not q.strip():
+            raise HTTPException(400, "the query is empty")
+        with lock:
+            results = index.search_text(q, k=k, min_score=min_score)
+        return {"query": q, "k": k, "min_score": min_score, "results": hits_json(results)}
+
+    @app.get("/api/similar/{window_id}")
+    def similar(window_id: int = PathParam(..., ge=0), k: int = Query(10, ge=1, le=MAX_K),
+                min_score: float | None = Query(None, ge=-1.0, le=1.0)):
+        with lock:
+            try:
+                results = index.search_window(window_id, k=k, min_score=min_score)
+            except KeyError:
+                raise HTTPException(404, f"no window {window_id} in this index") from None
+        return {"window_id": window_id, "k": k, "results": hits_json(results)}
+
+    @app.get("/api/thumbnails/{window_id}/{position}")
+    def thumbnail(window_id: int = PathParam(..., ge=0), position: int = PathParam(..., ge=0, lt=frames)):
+        with lock:
+            data = thumbnails.get(window_id, position)
+        if data is None:
+            raise HTTPException(404, f"no window {window_id} in this index")
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})
+
+    @app.get("/api/videos/{video_id}")
+    def video(video_id: int = PathParam(..., ge=0)):
+        with lock:
+            row = index.store.video(video_id)
+        if row is None:
+            raise HTTPException(404, f"no video {video_id} in this index")
+        if not Path(row.path).is_file():
+            raise HTTPException(410, f"video {video_id} was indexed but its file is gone; re-run vidla index")
+        media = mimetypes.guess_type(row.path)[0] or "application/octet-stream"
+        return FileResponse(row.path, media_type=media)  # answers Range requests with 206 / Content-Range
+
+    return app
+
+
+def serve(index: str | Path, host: str = "127.0.0.1", port: int = 8000, checkpoint: str | Path | None = None) -> None:
+    """Runs the app on uvicorn; bound to this machine only unless `host` says otherwise."""
+    import uvicorn
+
+    app = create_app(index, checkpoint)
+    print(f"vidla search: http://{host}:{port}/  ({app.state.index.vectors.ntotal} windows)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
