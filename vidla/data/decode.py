@@ -13,7 +13,14 @@ How little is decoded:
   decoder with `skip_frame=NONREF`, so frames nothing refers to (most B-frames) are not reconstructed;
 - in mp4, once every frame shown by a target has been fed (a packet's decode time is past it), the decoder is
   drained rather than fed the packets that B-frame reordering would otherwise need first;
-- only the chosen frames are converted to RGB.
+- only the chosen frames are converted to RGB, each as soon as it is chosen (so at most one decoded frame at the
+  source's size is held, whatever the number of targets).
+
+Memory is bounded by the output: with `resize_to=N`, swscale's conversion to RGB also scales a frame whose shorter
+side exceeds N down to N (aspect kept, bicubic, as `ffmpeg -vf scale=W:H:flags=bicubic` does), so a clip of T frames
+holds T frames of the scaled size, never of the source's. Without it frames keep their size and equal the `ffmpeg`
+command line's. Either way a video whose frames exceed MAX_SOURCE_PIXELS (8192 x 8192) or whose aspect ratio
+exceeds MAX_ASPECT_RATIO (16:1) is refused before any frame is decoded.
 
 Decoders use slice threading (FFmpeg's frame threading, PyAV's AUTO, can deadlock inside forked DataLoader workers)
 and one thread inside a DataLoader worker, where the workers already keep the cores busy.
@@ -43,6 +50,9 @@ _TRUNCATION_TOLERANCE_S = 1.0
 _SEEK_GAP_WITHOUT_INDEX_S = 2.0
 _MAX_SEEK_RETRIES = 8
 _FORMATS_WITH_PACKET_PTS = {"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"}
+# The documented cap on source frames: one 8192 x 8192 frame is 100 MB as yuv420p, 200 MB as RGB.
+MAX_SOURCE_PIXELS = 8192 * 8192
+MAX_ASPECT_RATIO = 16.0
 
 
 class VideoDecodeError(OSError):
@@ -118,19 +128,22 @@ def open_video(
     autorotate: bool = True,
     skip_nonref: bool = True,
     name: str | None = None,
+    resize_to: int | None = None,
 ) -> "VideoReader | FrameFolderReader":
     """A reader for a video file, a folder of frames (JPEG/PNG, sorted by name), or video bytes / a binary file.
 
     `frame_rate` is the rate a frame folder was extracted at (frame i is shown at i / frame_rate); files carry
     their own.
-    `name` names in-memory sources in error messages.
+    `name` names in-memory sources in error messages. `resize_to`: frames whose shorter side is longer are scaled
+    down to it while converting to RGB (never up); None keeps the source size.
     """
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         _check_path(path)
         if path.is_dir():
-            return FrameFolderReader(path, frame_rate=frame_rate)
-    return VideoReader(source, threads=threads, autorotate=autorotate, skip_nonref=skip_nonref, name=name)
+            return FrameFolderReader(path, frame_rate=frame_rate, resize_to=resize_to)
+    return VideoReader(source, threads=threads, autorotate=autorotate, skip_nonref=skip_nonref, name=name,
+                       resize_to=resize_to)
 
 
 def probe_video(source: str | os.PathLike, *, frame_rate: float | None = None) -> VideoInfo:
@@ -155,7 +168,11 @@ class VideoReader:
         autorotate: bool = True,
         skip_nonref: bool = True,
         name: str | None = None,
+        resize_to: int | None = None,
     ):
+        if resize_to is not None and resize_to < 1:
+            raise ValueError(f"resize_to must be a positive number of pixels, got {resize_to}")
+        self.resize_to = resize_to
         if isinstance(source, (bytes, bytearray, memoryview)):
             source = io.BytesIO(source)
         if isinstance(source, (str, os.PathLike)):
@@ -228,6 +245,7 @@ class VideoReader:
         duration = self._video_duration()
         if duration is None or duration <= 0:
             raise VideoDecodeError(self.path, "the video stream has no frames (zero length)")
+        check_frame_size(self.path, context.width, context.height)
         return VideoInfo(path=self.path, duration=duration, frame_rate=frame_rate,
                          num_frames=stream.frames or None, width=context.width, height=context.height,
                          codec=context.name, container=self._container.format.name)
@@ -285,28 +303,41 @@ class VideoReader:
             return self._assemble([])
         last = max(self.info.duration - 1e-6, 0.0)
         requested = [self._to_pts(min(max(float(t), 0.0), last)) for t in times]
-        chosen = self._decode_targets(sorted(set(requested)))
-        return self._assemble([chosen[pts] for pts in requested])
+        self._converted: dict[int, tuple[np.ndarray, int, int]] = {}
+        self._size: tuple[int, int] | None = None
+        try:
+            chosen = self._decode_targets(sorted(set(requested)))
+            return self._assemble([chosen[pts] for pts in requested])
+        finally:
+            self._converted = {}
 
-    def _assemble(self, chosen: list[tuple[Any, int]]) -> DecodedFrames:
-        """Converts each distinct chosen frame once and stacks them in request order."""
+    def _keep(self, chosen: tuple[Any, int]) -> tuple[np.ndarray, int, int]:
+        """A chosen (frame, pts) converted to RGB at once, so that no decoded frame outlives its choice:
+        (rgb, pts, rotation), converted once per pts. All frames get the first converted frame's output size
+        (a mid-stream size change is scaled, as ffmpeg does)."""
+        frame, pts = chosen
+        if pts not in self._converted:
+            if self._size is None:
+                self._size = output_size(self.path, frame.width, frame.height, self.resize_to)
+            self._converted[pts] = (self._to_rgb(frame, *self._size), pts, getattr(frame, "rotation", 0))
+        return self._converted[pts]
+
+    def _assemble(self, chosen: list[tuple[np.ndarray, int, int]]) -> DecodedFrames:
+        """Stacks the converted frames in request order."""
         if not chosen:
-            empty = np.zeros((0, self.info.height, self.info.width, 3), np.uint8)
+            width, height = output_size(self.path, self.info.width, self.info.height, self.resize_to)
+            empty = np.zeros((0, height, width, 3), np.uint8)
             return DecodedFrames(frames=empty, times=np.zeros(0), info=self.info)
-        first = chosen[0][0]
-        converted: dict[int, np.ndarray] = {}
-        for frame, pts in chosen:
-            if pts not in converted:
-                converted[pts] = self._to_rgb(frame, first.width, first.height)
-        frames = np.stack([converted[pts] for _, pts in chosen])
-        times = np.array([self._seconds(pts) for _, pts in chosen], dtype=np.float64)
-        return DecodedFrames(frames=frames, times=times,
-                             info=replace(self.info, rotation=getattr(first, "rotation", 0)))
+        frames = np.stack([rgb for rgb, _, _ in chosen])
+        times = np.array([self._seconds(pts) for _, pts, _ in chosen], dtype=np.float64)
+        return DecodedFrames(frames=frames, times=times, info=replace(self.info, rotation=chosen[0][2]))
 
     def _to_rgb(self, frame, width: int, height: int) -> np.ndarray:
-        """swscale to rgb24 at the first frame's size (a mid-stream size change is scaled, as ffmpeg does)."""
+        """swscale to rgb24 at (width, height): the source size unless `resize_to` scales it down (bicubic)."""
+        scaled = (width, height) != (frame.width, frame.height) and self.resize_to is not None
         with self._errors("cannot convert a frame to RGB"):
-            rgb = self._reformatter.reformat(frame, width=width, height=height, format="rgb24").to_ndarray()
+            rgb = self._reformatter.reformat(frame, width=width, height=height, format="rgb24",
+                                             interpolation="BICUBIC" if scaled else None).to_ndarray()
         if self.autorotate:
             rgb = _rotate(rgb, getattr(frame, "rotation", 0))
         return rgb
@@ -375,7 +406,7 @@ class VideoReader:
                 return outcome
             if drain:  # every frame shown before this packet's decode time is out: targets before it are settled
                 while pending and pending[0] < limit and run.previous is not None:
-                    chosen[pending.popleft()] = run.previous
+                    chosen[pending.popleft()] = self._keep(run.previous)
                 return ("seek" if pending else "done"), 0
         self._finish_at_end(run.previous, pending, chosen)
         return "done", 0
@@ -395,7 +426,7 @@ class VideoReader:
             if pts >= limit:
                 continue
             while pending and pending[0] < pts:
-                chosen[pending.popleft()] = run.previous if run.previous is not None else (frame, pts)
+                chosen[pending.popleft()] = self._keep(run.previous if run.previous is not None else (frame, pts))
                 run.resolved += 1
             run.previous = (frame, pts)
             if not pending:
@@ -488,7 +519,7 @@ class VideoReader:
                 self.path, f"the video stream ends at {last:.2f} s but the header says {self.info.duration:.2f} s "
                            f"and {furthest:.2f} s was requested (truncated file?)")
         while pending:
-            chosen[pending.popleft()] = previous
+            chosen[pending.popleft()] = self._keep(previous)
 
 
 @dataclass
@@ -539,6 +570,27 @@ def _wrap_errors(path: str, what: str) -> Iterator[None]:
         raise VideoDecodeError(path, f"{what}: {e}") from e
 
 
+def check_frame_size(path: str, width: int, height: int) -> None:
+    """Refuses frames over MAX_SOURCE_PIXELS or MAX_ASPECT_RATIO (a hostile or broken file), naming the file."""
+    if width < 1 or height < 1:
+        return  # unknown until a frame is decoded
+    if width * height > MAX_SOURCE_PIXELS or max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise VideoDecodeError(path, f"frames of {width}x{height} exceed vidla's limits ({MAX_SOURCE_PIXELS} pixels, "
+                                     f"aspect ratio {MAX_ASPECT_RATIO:g}:1); re-encode the video smaller")
+
+
+def output_size(path: str, width: int, height: int, resize_to: int | None) -> tuple[int, int]:
+    """(width, height) of converted frames: the source's, or scaled so the shorter side is `resize_to`."""
+    check_frame_size(path, width, height)
+    shorter = min(width, height)
+    if resize_to is None or shorter <= resize_to:
+        return width, height
+    # The longer side is truncated, as the transforms' shorter-side resize does: when resize_to is a multiple k of
+    # the model's input size S, int(S * truncated / resize_to) == int(S * side / shorter), so the transform's
+    # resize and crop see the same geometry as on full-size frames.
+    return max(1, width * resize_to // shorter), max(1, height * resize_to // shorter)
+
+
 def _rotate(rgb: np.ndarray, rotation: int | None) -> np.ndarray:
     """Applies a display-matrix rotation (degrees counterclockwise) as `ffmpeg`'s autorotate does."""
     if not rotation:
@@ -572,8 +624,8 @@ def natural_key(name: str) -> list:
 class FrameFolderReader:
     """A folder of image files, one per frame in name order; frame i is shown at i / frame_rate seconds."""
 
-    def __init__(self, folder: str | os.PathLike, *, frame_rate: float | None = None):
-        self.path = str(folder)
+    def __init__(self, folder: str | os.PathLike, *, frame_rate: float | None = None, resize_to: int | None = None):
+        self.path, self.resize_to = str(folder), resize_to
         folder = Path(folder)
         _check_path(folder)
         self.files = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS),
@@ -605,7 +657,11 @@ class FrameFolderReader:
                 frame = next(container.decode(video=0), None)
                 if frame is None:
                     raise VideoDecodeError(path, "the image holds no picture")
-                return frame.to_ndarray(format="rgb24")
+                width, height = output_size(str(path), frame.width, frame.height, self.resize_to)
+                if (width, height) == (frame.width, frame.height):
+                    return frame.to_ndarray(format="rgb24")
+                return frame.reformat(width=width, height=height, format="rgb24",
+                                      interpolation="BICUBIC").to_ndarray()
 
     def frames_at(self, times: Sequence[float]) -> DecodedFrames:
         count, rate = len(self.files), self.info.frame_rate
