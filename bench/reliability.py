@@ -1,0 +1,100 @@
+"""Bounds on hostile sizes (docs/reliability.md): memory per clip with and without decode-time resizing, and the
+tokenizer's time on a multi-megabyte text with and without the early cut.
+
+    python bench/reliability.py            # about a minute on 2 CPU cores
+
+Memory: each decode runs in a fresh process; the figure is the growth of its peak resident set over a baseline
+taken after opening the video (so imports and the decoder's own buffers are not counted). Times: 3 runs, mean and
+a 95% t-interval.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+_DECODE = """
+import resource, sys, json
+from vidla.data.video import read_clip
+from vidla.data.decode import open_video
+path, resize_to = sys.argv[1], None if sys.argv[2] == "none" else int(sys.argv[2])
+with open_video(path, resize_to=resize_to, threads=1) as reader:
+    reader.frames_at([0.0])
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    frames = reader.frames_at([i * reader.info.duration / 12 for i in range(12)]).frames
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"growth_mb": (peak - base) / 1024, "shape": list(frames.shape), "mb": frames.nbytes / 2**20}))
+"""
+
+
+def t_interval(values: list[float]) -> tuple[float, float]:
+    from scipy import stats
+
+    mean = statistics.mean(values)
+    half = stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
+    return mean, half
+
+
+def decode_memory(folder: Path) -> list[tuple[str, str, float, float]]:
+    from vidla.data.synthetic import write_video
+
+    rows = []
+    for width, height in ((1920, 1080), (3840, 2160)):
+        path = write_video(folder / f"v{height}.mp4", num_frames=24, width=width, height=height, keyframe_interval=6)
+        for resize_to in ("none", "448"):
+            out = subprocess.run([sys.executable, "-c", _DECODE, str(path), resize_to], capture_output=True, text=True,
+                                 check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout
+            result = json.loads(out)
+            rows.append((f"{width}x{height}", resize_to, result["mb"], result["growth_mb"], result["shape"]))
+    return rows
+
+
+def tokenizer_times() -> list[tuple[str, float, float]]:
+    import random
+
+    from vidla.models.tokenizer import CLIPTokenizer
+
+    tokenizer = CLIPTokenizer.default()
+    rng = random.Random(0)
+    words = ["the", "café", "naïve", "dog", "runs", "&amp;", "日本語", "x1", "emoji😀"]
+    text = " ".join(rng.choice(words) for _ in range(400_000))  # about 2 MB
+    tokenizer(["warm up"])
+    rows = []
+    for label, run in (("uncut (encode the whole text, then truncate)", lambda: tokenizer.encode([text])[0][:75]),
+                       ("cut before clean-up and BPE (tokenizer(text))", lambda: tokenizer([text]))):
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - started)
+        rows.append((label, *t_interval(times)))
+    return rows, len(text.encode("utf-8"))
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        memory = decode_memory(Path(folder))
+    print("| source | resize_to | frames returned | output MB | peak RSS growth MB |")
+    print("|---|---|---|---|---|")
+    for size, resize_to, mb, growth, shape in memory:
+        print(f"| {size} | {resize_to} | {'x'.join(map(str, shape))} | {mb:.1f} | {growth:.1f} |")
+    rows, size = tokenizer_times()
+    print(f"\nTokenizer, one text of {size / 2**20:.1f} MB, 3 runs (mean, 95% t-interval):\n")
+    print("| path | seconds |")
+    print("|---|---|")
+    for label, mean, half in rows:
+        print(f"| {label} | {mean:.3f} ± {half:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
