@@ -103,3 +103,13 @@ def test_a_sample_without_video_is_named(tmp_path):
     (sample,) = list(ShardDataset(str(tmp_path / "t.tar")))
     assert isinstance(sample, FailedSample) and "no video member" in sample.error and "t.tar:k" in sample.video
     assert list(iter_tar_samples(str(tmp_path / "t.tar"))) == [("k", {"txt": b"hello"})]
+
+
+def test_a_repeated_member_is_dropped_and_reading_goes_on(tmp_path, caplog):
+    with tarfile.open(tmp_path / "t.tar", "w") as tar:
+        for name, data in (("a.txt", b"1"), ("a.txt", b"2"), ("b.txt", b"3")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    assert list(iter_tar_samples(str(tmp_path / "t.tar"))) == [("a", {"txt": b"1"}), ("b", {"txt": b"3"})]
+    assert "t.tar: dropping a member" in caplog.text and "duplicate file name" in caplog.text

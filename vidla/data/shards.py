@@ -212,13 +212,22 @@ def iter_tar_samples(url: str) -> Iterator[tuple[str, dict[str, bytes]]]:
     """(key, {extension: bytes}) for consecutive tar members sharing a key, read sequentially.
 
     The grouping is the `webdataset` library's own (key = member path up to the first dot of its file name,
-    extensions lower-cased, `__meta__` members skipped), so vidla reads a shard exactly as WebDataset does.
+    extensions lower-cased, `__meta__` members skipped), so vidla reads a shard exactly as WebDataset does. A member
+    that repeats an extension within its sample (a foreign shard with adjacent repeated keys), which the library
+    refuses, is dropped with a warning naming the shard, and reading goes on.
     """
     from webdataset.tariterators import group_by_keys, tar_file_iterator
 
+    def duplicate(error: Exception) -> bool:  # a member repeating its sample's extension: dropped, named, go on
+        if not isinstance(error, ValueError):
+            return False
+        logger.warning("%s: dropping a member: %s", url, error.args[0] if error.args else error)
+        return True
+
     stream = _Stream(url)
     try:
-        for sample in group_by_keys(dict(member, __url__=url) for member in tar_file_iterator(stream.file)):
+        members = (dict(member, __url__=url) for member in tar_file_iterator(stream.file))
+        for sample in group_by_keys(members, handler=duplicate):
             key = sample.pop("__key__")
             yield key, {k: v for k, v in sample.items() if not k.startswith("__")}
     finally:
