@@ -1,10 +1,12 @@
 """Bounds on hostile sizes (docs/reliability.md): memory per clip with and without decode-time resizing, and the
 tokenizer's time on a multi-megabyte text with and without the early cut.
 
-    python bench/reliability.py            # about a minute on 2 CPU cores
+    python bench/reliability.py                             # a few minutes on 2 busy CPU cores
+    VIDLA_BEFORE=/path/to/older/vidla python bench/reliability.py   # adds the code before this change
 
-Memory: each decode runs in a fresh process; the figure is the growth of its peak resident set over a baseline
-taken after opening the video (so imports and the decoder's own buffers are not counted). Times: 3 runs, mean and
+Memory: each decode runs in a fresh process; the figure is the growth of its resident set, sampled every 2 ms
+during the decode, over the resident set after opening the video and decoding one frame (so imports and the
+decoder's own buffers are not counted). Times: 3 runs, mean and
 a 95% t-interval.
 """
 
@@ -21,19 +23,35 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
+BEFORE = os.environ.get("VIDLA_BEFORE")  # a checkout of vidla before decode-time resizing, to compare with
 sys.path.insert(0, str(ROOT))
 
 _DECODE = """
-import resource, sys, json
-from vidla.data.video import read_clip
+import json, os, sys, threading, time
 from vidla.data.decode import open_video
+
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
 path, resize_to = sys.argv[1], None if sys.argv[2] == "none" else int(sys.argv[2])
-with open_video(path, resize_to=resize_to, threads=1) as reader:
+options = {} if resize_to is None else {"resize_to": resize_to}  # the code before resize_to has no such option
+with open_video(path, threads=1, **options) as reader:
     reader.frames_at([0.0])
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base, peak, done = rss_mb(), [0.0], threading.Event()
+
+    def sample():  # the resident set every 2 ms while decoding: frames held inside the decoder count too
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_mb())
+            time.sleep(0.002)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
     frames = reader.frames_at([i * reader.info.duration / 12 for i in range(12)]).frames
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"growth_mb": (peak - base) / 1024, "shape": list(frames.shape), "mb": frames.nbytes / 2**20}))
+    done.set()
+    sampler.join()
+    peak[0] = max(peak[0], rss_mb())
+print(json.dumps({"growth_mb": peak[0] - base, "shape": list(frames.shape), "mb": frames.nbytes / 2**20}))
 """
 
 
@@ -51,11 +69,15 @@ def decode_memory(folder: Path) -> list[tuple[str, str, float, float]]:
     rows = []
     for width, height in ((1920, 1080), (3840, 2160)):
         path = write_video(folder / f"v{height}.mp4", num_frames=24, width=width, height=height, keyframe_interval=6)
-        for resize_to in ("none", "448"):
+        runs = [("none", ROOT, "this branch"), ("448", ROOT, "this branch")]
+        if BEFORE:
+            runs.insert(0, ("none", BEFORE, "before (frames converted at the end)"))
+        for resize_to, code, label in runs:
             out = subprocess.run([sys.executable, "-c", _DECODE, str(path), resize_to], capture_output=True, text=True,
-                                 check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout
+                                 check=True, env={**os.environ, "PYTHONPATH": str(code)}).stdout
             result = json.loads(out)
-            rows.append((f"{width}x{height}", resize_to, result["mb"], result["growth_mb"], result["shape"]))
+            rows.append((f"{width}x{height}", f"{resize_to} ({label})", result["mb"], result["growth_mb"],
+                         result["shape"]))
     return rows
 
 

@@ -13,7 +13,10 @@ sequentially, shard by shard, without random access. Each clip is two consecutiv
     dataset = ShardDataset("https://host/shards/shard-{000000..000099}.tar")
 
 Shards are split across distributed ranks and DataLoader workers; with `shuffle`, the shard order changes every
-epoch (`set_epoch`) and samples pass through a shuffle buffer.
+epoch (`set_epoch`) and samples pass through a shuffle buffer. Members are grouped into samples by the `webdataset`
+library's own code, and samples written by other tools (video2dataset: a video, a `.txt` caption, a `.json`
+record) are read too (`sample_record`). Keys are one-to-one with clip ids (`shard_key`) and unique within a shard
+(`ShardWriter.unique_key`), so every clip written is a clip read back.
 """
 
 from __future__ import annotations
