@@ -299,38 +299,12 @@ class VideoReader:
         """The frames on screen at each of `times` (seconds, any order, repeats allowed), clamped to the video."""
         if self._container is None:
             raise VideoDecodeError(self.path, "the reader is closed")
-        if len(times) == 0:
-            return self._assemble([])
         last = max(self.info.duration - 1e-6, 0.0)
         requested = [self._to_pts(min(max(float(t), 0.0), last)) for t in times]
-        self._converted: dict[int, tuple[np.ndarray, int, int]] = {}
-        self._size: tuple[int, int] | None = None
-        try:
-            chosen = self._decode_targets(sorted(set(requested)))
-            return self._assemble([chosen[pts] for pts in requested])
-        finally:
-            self._converted = {}
-
-    def _keep(self, chosen: tuple[Any, int]) -> tuple[np.ndarray, int, int]:
-        """A chosen (frame, pts) converted to RGB at once, so that no decoded frame outlives its choice:
-        (rgb, pts, rotation), converted once per pts. All frames get the first converted frame's output size
-        (a mid-stream size change is scaled, as ffmpeg does)."""
-        frame, pts = chosen
-        if pts not in self._converted:
-            if self._size is None:
-                self._size = output_size(self.path, frame.width, frame.height, self.resize_to)
-            self._converted[pts] = (self._to_rgb(frame, *self._size), pts, getattr(frame, "rotation", 0))
-        return self._converted[pts]
-
-    def _assemble(self, chosen: list[tuple[np.ndarray, int, int]]) -> DecodedFrames:
-        """Stacks the converted frames in request order."""
-        if not chosen:
-            width, height = output_size(self.path, self.info.width, self.info.height, self.resize_to)
-            empty = np.zeros((0, height, width, 3), np.uint8)
-            return DecodedFrames(frames=empty, times=np.zeros(0), info=self.info)
-        frames = np.stack([rgb for rgb, _, _ in chosen])
-        times = np.array([self._seconds(pts) for _, pts, _ in chosen], dtype=np.float64)
-        return DecodedFrames(frames=frames, times=times, info=replace(self.info, rotation=chosen[0][2]))
+        output = _Output(self, requested)
+        if requested:
+            self._decode_targets(sorted(set(requested)), output)
+        return output.result()
 
     def _to_rgb(self, frame, width: int, height: int) -> np.ndarray:
         """swscale to rgb24 at (width, height): the source size unless `resize_to` scales it down (bicubic)."""
@@ -342,14 +316,13 @@ class VideoReader:
             rgb = _rotate(rgb, getattr(frame, "rotation", 0))
         return rgb
 
-    def _decode_targets(self, targets: list[int]) -> dict[int, tuple[Any, int]]:
-        """Maps each target pts to (frame, its pts) on screen then, seeking only when it saves work."""
-        chosen: dict[int, tuple[Any, int]] = {}
+    def _decode_targets(self, targets: list[int], chosen: "_Output") -> None:
+        """Gives `chosen[target]` the (frame, its pts) on screen at each target pts, seeking only when it saves work."""
         pending = deque(targets)
         seek_to, step = (pending[0] if pending else 0), self._frame_ticks()
         for _ in range(len(targets) * (_MAX_SEEK_RETRIES + 1)):
             if not pending:
-                return chosen
+                return
             at_start = self._seek(seek_to)
             outcome, first_pts = self._decode_run(pending, chosen, accept_early=at_start)
             if outcome == "overshoot":
@@ -361,7 +334,6 @@ class VideoReader:
                 seek_to, step = (pending[0] if pending else 0), self._frame_ticks()
         if pending:
             raise VideoDecodeError(self.path, "cannot reach the requested frames (seeking does not converge)")
-        return chosen
 
     def _frame_ticks(self) -> int:
         rate = self.info.frame_rate or 25.0
@@ -384,7 +356,7 @@ class VideoReader:
                 self._open()
             return True
 
-    def _decode_run(self, pending: deque, chosen: dict, accept_early: bool) -> tuple[str, int]:
+    def _decode_run(self, pending: deque, chosen: "_Output", accept_early: bool) -> tuple[str, int]:
         """Decodes forward from the current position, resolving targets; stops when a seek would be cheaper.
 
         Returns ("done" | "seek", 0), or ("overshoot", pts of the first frame) when the seek landed after the target
@@ -406,12 +378,12 @@ class VideoReader:
                 return outcome
             if drain:  # every frame shown before this packet's decode time is out: targets before it are settled
                 while pending and pending[0] < limit and run.previous is not None:
-                    chosen[pending.popleft()] = self._keep(run.previous)
+                    chosen[pending.popleft()] = run.previous
                 return ("seek" if pending else "done"), 0
         self._finish_at_end(run.previous, pending, chosen)
         return "done", 0
 
-    def _take_frames(self, frames: list, pending: deque, chosen: dict, run: "_Run",
+    def _take_frames(self, frames: list, pending: deque, chosen: "_Output", run: "_Run",
                      limit: float = math.inf) -> tuple[str, int] | None:
         """Resolves the targets that decoded frames settle: a target is settled by the first frame after it.
 
@@ -426,7 +398,7 @@ class VideoReader:
             if pts >= limit:
                 continue
             while pending and pending[0] < pts:
-                chosen[pending.popleft()] = self._keep(run.previous if run.previous is not None else (frame, pts))
+                chosen[pending.popleft()] = run.previous if run.previous is not None else (frame, pts)
                 run.resolved += 1
             run.previous = (frame, pts)
             if not pending:
@@ -507,7 +479,7 @@ class VideoReader:
             self._index_usable = entries is not None and len(entries) >= 2 and any(e.is_keyframe for e in entries[1:])
         return self._index_usable
 
-    def _finish_at_end(self, previous: tuple[Any, int] | None, pending: deque, chosen: dict) -> None:
+    def _finish_at_end(self, previous: tuple[Any, int] | None, pending: deque, chosen: "_Output") -> None:
         """End of stream: remaining targets show the last frame, unless far beyond it (a cut-off file)."""
         if previous is None:
             raise VideoDecodeError(self.path, "no frame could be decoded (zero-length stream, or truncated/corrupt)")
@@ -519,7 +491,50 @@ class VideoReader:
                 self.path, f"the video stream ends at {last:.2f} s but the header says {self.info.duration:.2f} s "
                            f"and {furthest:.2f} s was requested (truncated file?)")
         while pending:
-            chosen[pending.popleft()] = self._keep(previous)
+            chosen[pending.popleft()] = previous
+
+
+class _Output:
+    """Where chosen frames go: each distinct frame is converted to RGB once, as soon as it is chosen, straight into
+    its rows of the output array, so a clip holds its output and one frame in conversion, whatever the number of
+    targets. All frames get the first converted frame's size (a mid-stream size change is scaled, as ffmpeg does)."""
+
+    def __init__(self, reader: VideoReader, requested: list[int]):
+        self.reader, self.rows = reader, {}
+        for row, pts in enumerate(requested):
+            self.rows.setdefault(pts, []).append(row)
+        self.count = len(requested)
+        self.frames: np.ndarray | None = None
+        self.times = np.zeros(self.count, dtype=np.float64)
+        self.size: tuple[int, int] | None = None
+        self.rotation = 0
+        self.written: dict[int, int] = {}  # frame pts -> a row that holds it
+
+    def __setitem__(self, target: int, chosen: tuple[Any, int]) -> None:
+        frame, pts = chosen
+        rows = self.rows[target]
+        if pts in self.written:
+            rgb = self.frames[self.written[pts]]
+        else:
+            reader = self.reader
+            if self.size is None:
+                self.size = output_size(reader.path, frame.width, frame.height, reader.resize_to)
+            rgb = reader._to_rgb(frame, *self.size)
+            if self.frames is None:
+                self.frames = np.empty((self.count, *rgb.shape), np.uint8)
+            self.written[pts] = rows[0]
+        if 0 in rows:
+            self.rotation = getattr(frame, "rotation", 0)
+        self.frames[rows] = rgb
+        self.times[rows] = self.reader._seconds(pts)
+
+    def result(self) -> DecodedFrames:
+        info = self.reader.info
+        if self.frames is None:
+            width, height = output_size(self.reader.path, info.width, info.height, self.reader.resize_to)
+            self.frames = np.zeros((0, height, width, 3), np.uint8)
+        return DecodedFrames(frames=self.frames, times=self.times,
+                             info=replace(info, rotation=self.rotation) if self.count else info)
 
 
 @dataclass
