@@ -47,7 +47,9 @@ with open_video(path, threads=1, **options) as reader:
 
     sampler = threading.Thread(target=sample)
     sampler.start()
-    frames = reader.frames_at([i * reader.info.duration / 12 for i in range(12)]).frames
+    frames = reader.frames_at([(i + 0.5) * reader.info.duration / 12 for i in range(12)]).frames
+    import vidla
+    assert vidla.__file__.startswith(os.getcwd()), vidla.__file__
     done.set()
     sampler.join()
     peak[0] = max(peak[0], rss_mb())
@@ -68,13 +70,14 @@ def decode_memory(folder: Path) -> list[tuple[str, str, float, float]]:
 
     rows = []
     for width, height in ((1920, 1080), (3840, 2160)):
-        path = write_video(folder / f"v{height}.mp4", num_frames=24, width=width, height=height, keyframe_interval=6)
+        path = write_video(folder / f"v{height}.mp4", num_frames=16, width=width, height=height, keyframe_interval=4)
         runs = [("none", ROOT, "this branch"), ("448", ROOT, "this branch")]
         if BEFORE:
             runs.insert(0, ("none", BEFORE, "before (frames converted at the end)"))
         for resize_to, code, label in runs:
+            # cwd too: `python -c` puts the current folder first on sys.path
             out = subprocess.run([sys.executable, "-c", _DECODE, str(path), resize_to], capture_output=True, text=True,
-                                 check=True, env={**os.environ, "PYTHONPATH": str(code)}).stdout
+                                 check=True, cwd=code, env={**os.environ, "PYTHONPATH": str(code)}).stdout
             result = json.loads(out)
             rows.append((f"{width}x{height}", f"{resize_to} ({label})", result["mb"], result["growth_mb"],
                          result["shape"]))
