@@ -225,8 +225,14 @@ class ChatServer:
             action = self.script.pop(0) if self.script else "ok"
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        left = False
         try:
             time.sleep(self.delay + (self.slow_seconds if action == "slow" else 0.0))
+            # Out of flight before the reply is written: a client that has read it may send its next request
+            # before this thread would otherwise get to `finally` (seen under heavy load).
+            with self._lock:
+                self._in_flight -= 1
+                left = True
             if action in ("429", "500", "400"):
                 self._send(handler, int(action), b'{"error": {"message": "scripted failure"}}',
                            {"Retry-After": "0"} if action == "429" else {})
@@ -252,8 +258,9 @@ class ChatServer:
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout test)
         finally:
-            with self._lock:
-                self._in_flight -= 1
+            if not left:
+                with self._lock:
+                    self._in_flight -= 1
 
     @staticmethod
     def _send(handler, status: int, payload: bytes, headers: dict | None = None, declare_length: bool = True) -> None:
