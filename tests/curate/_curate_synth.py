@@ -185,7 +185,8 @@ def fake_summary(prompt: str) -> str:
 @dataclass
 class ChatServer:
     """Serves POST /v1/chat/completions. `script` holds actions taken by the next requests in order: 'ok',
-    '429', '500', '400', 'slow' (sleeps `slow_seconds` first), 'malformed', 'empty'; then 'ok'. Replies
+    '429', '500', '400', 'slow' (sleeps `slow_seconds` first), 'malformed', 'empty', 'huge' (8 MB; 'huge-undeclared'
+    without Content-Length), 'drip' (a byte every 50 ms for 10 s); then 'ok'. Replies
     are deterministic functions of the request."""
 
     delay: float = 0.0
@@ -224,13 +225,30 @@ class ChatServer:
             action = self.script.pop(0) if self.script else "ok"
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        left = False
         try:
             time.sleep(self.delay + (self.slow_seconds if action == "slow" else 0.0))
+            # Out of flight before the reply is written: a client that has read it may send its next request
+            # before this thread would otherwise get to `finally` (seen under heavy load).
+            with self._lock:
+                self._in_flight -= 1
+                left = True
             if action in ("429", "500", "400"):
                 self._send(handler, int(action), b'{"error": {"message": "scripted failure"}}',
                            {"Retry-After": "0"} if action == "429" else {})
             elif action == "malformed":
                 self._send(handler, 200, b'{"choices": "not what you expected"')
+            elif action in ("huge", "huge-undeclared"):  # a server that ignores max_tokens: 8 MB of text
+                reply = {"choices": [{"message": {"role": "assistant", "content": "words " * ((8 << 20) // 6)}}]}
+                self._send(handler, 200, json.dumps(reply).encode(), declare_length=action == "huge")
+            elif action == "drip":  # a byte every 50 ms: each read is quick, the reply never ends in time
+                handler.send_response(200)
+                handler.send_header("Content-Type", "application/json")
+                handler.end_headers()
+                for _ in range(200):
+                    handler.wfile.write(b" ")
+                    handler.wfile.flush()
+                    time.sleep(0.05)
             else:
                 content = "" if action == "empty" else reply_for(body)
                 reply = {"id": "x", "object": "chat.completion", "model": body.get("model"),
@@ -240,14 +258,18 @@ class ChatServer:
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout test)
         finally:
-            with self._lock:
-                self._in_flight -= 1
+            if not left:
+                with self._lock:
+                    self._in_flight -= 1
 
     @staticmethod
-    def _send(handler, status: int, payload: bytes, headers: dict | None = None) -> None:
+    def _send(handler, status: int, payload: bytes, headers: dict | None = None, declare_length: bool = True) -> None:
         handler.send_response(status)
         handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(payload)))
+        if declare_length:
+            handler.send_header("Content-Length", str(len(payload)))
+        else:
+            handler.close_connection = True  # the body ends when the connection closes
         for key, value in (headers or {}).items():
             handler.send_header(key, value)
         handler.end_headers()

@@ -111,3 +111,26 @@ def test_chat_generator_sends_the_paper_prompt(server):
     ChatGenerator(config).generate([summary_prompt("A man walks. He sits.")])
     assert server.requests[0]["messages"] == [
         {"role": "user", "content": SUMMARY_PROMPT + " A man walks. He sits."}]
+
+
+@pytest.mark.parametrize("action", ["huge", "huge-undeclared"])
+def test_a_reply_past_max_reply_bytes_is_refused_at_once(server, action):
+    server.script = [action]
+    with pytest.raises(ChatError, match="larger than endpoint.max_reply_bytes=1048576"):
+        _ask(_client(server))
+    assert len(server.requests) == 1  # refused, not retried: the server would do it again
+
+
+def test_a_dripping_reply_is_abandoned_at_the_deadline(server):
+    server.script = ["drip"]
+    client = _client(server, reply_deadline=0.5, timeout=2)
+    started = time.monotonic()
+    assert _ask(client) == "say hi."  # the retry gets a normal reply
+    assert time.monotonic() - started < 3 and client.retries == 1
+
+
+def test_settings_are_checked():
+    with pytest.raises(ValueError, match="endpoint.max_reply_bytes must be positive"):
+        ChatClient(ChatSettings(max_reply_bytes=0), model="m")
+    with pytest.raises(ValueError, match="max_new_tokens must be at least 1"):
+        ChatClient(ChatSettings(), model="m", max_tokens=0)

@@ -248,7 +248,7 @@ def test_webdataset_export(reference, tmp_path):
             members.update({m.name: tar.extractfile(m).read() for m in tar.getmembers()})
     assert len(members) == 10
     for record in records:
-        key = record.id.replace("#", "_")
+        key = record.id.replace("#", "%23")  # ids are percent-encoded into keys (one-to-one)
         meta = json.loads(members[f"{key}.json"])
         assert meta["video"] == f"{key}.mp4" and meta["texts"] == record.texts
         assert (meta["source_start"], meta["source_end"]) == (record.start, record.end)

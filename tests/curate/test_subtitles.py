@@ -3,8 +3,8 @@ import json
 import pytest
 from _curate_synth import make_video, to_json3, to_srt, to_vtt, transcript
 
-from vidla.curate.subtitles import (SubtitleError, clean_text, find_sidecar, parse_timestamp, read_embedded,
-                                    read_json3, read_srt, read_subtitle_file, read_vtt)
+from vidla.curate.subtitles import (SubtitleError, clean_text, find_sidecar, parse_subtitles, parse_timestamp,
+                                    read_embedded, read_json3, read_srt, read_subtitle_file, read_vtt)
 
 SRT = """\ufeff1
 00:00:01,000 --> 00:00:03,500
@@ -57,9 +57,9 @@ def test_srt_real_format():
     assert segments[0].word_starts is None
 
 
-def test_srt_bad_cue_names_the_source():
-    with pytest.raises(SubtitleError, match="film.srt"):
-        read_srt("1\n00:00:01,000 --> soon\nhi\n", "film.srt")
+def test_srt_bad_cue_is_skipped_and_counted():
+    parsed = parse_subtitles("1\n00:00:01,000 --> soon\nhi\n\n2\n00:00:02,000 --> 00:00:03,000\nok\n", "srt")
+    assert [(s.start, s.text) for s in parsed.segments] == [(2.0, "ok")] and parsed.skipped == 1
 
 
 def test_youtube_vtt_word_times_and_rolling_duplicates():
@@ -99,9 +99,9 @@ def test_json3_errors_and_empty_events():
 
 
 def test_unknown_extension(tmp_path):
-    (tmp_path / "a.ass").write_text("x")
+    (tmp_path / "a.xyz").write_text("x")
     with pytest.raises(SubtitleError, match="unknown subtitle format"):
-        read_subtitle_file(tmp_path / "a.ass")
+        read_subtitle_file(tmp_path / "a.xyz")
 
 
 def test_sidecar_preference(tmp_path):

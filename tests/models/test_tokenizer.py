@@ -96,3 +96,36 @@ def test_missing_and_broken_files_are_named(tmp_path):
     (tmp_path / "merges.txt").write_text("#version: 0.2\na b\n")
     with pytest.raises(ValueError, match="vocab.json"):
         CLIPTokenizer.from_directory(tmp_path)
+
+
+def _long_texts():
+    import random
+
+    rng = random.Random(0)
+    words = ["the", "Café", "naïve", "dog", "runs", "&amp;", "日本語", "x1", "emoji😀", "cafÃ©", "â€œquotesâ€\x9d",
+             "It's", "3.14", "<b>", "\xa0", "ﬁne"]
+    return [" ".join(rng.choice(words) for _ in range(2500)),                 # mixed, with entities and mojibake
+            "\n".join(" ".join(rng.choice(words) for _ in range(12)) for _ in range(250)),  # many lines
+            "x" * 20_000, "ab" * 10_000, "a1" * 10_000,                          # one enormous "word"
+            "word " * 4000, "Ünïcödé " * 2500 + "tail"]
+
+
+def test_long_texts_are_cut_before_the_work_with_the_same_ids():
+    tokenizer = CLIPTokenizer.default()
+    texts = _long_texts()
+    got = tokenizer(texts)
+    for row, text in zip(got, texts):
+        full = tokenizer.encode([text])[0]  # the uncut tokenization
+        expected = [tokenizer.sot_token_id] + full[:75] + [tokenizer.eot_token_id]
+        assert row.tolist() == expected
+        assert len(tokenizer._head(text, 75)) < len(text) // 4  # and the text really was cut
+    assert torch.equal(tokenizer(texts, context_length=20)[:, :20],
+                       torch.tensor([[tokenizer.sot_token_id] + tokenizer.encode([t])[0][:18] + [tokenizer.eot_token_id]
+                                     for t in texts]))
+
+
+def test_encode_takes_a_string_as_one_text():
+    tokenizer = CLIPTokenizer.default()
+    assert tokenizer.encode("a string") == tokenizer.encode(["a string"]) and len(tokenizer.encode("a string")) == 1
+    with pytest.raises(TypeError, match="item 1 is int"):
+        tokenizer.encode(["a", 5])

@@ -5,6 +5,10 @@ connections, HTTP 408/409/429 and 5xx, replies that are not a chat completion) a
 backoff and jitter, honouring `Retry-After`; other HTTP errors (400, 401, 404, ...) fail at once. `map` runs
 requests on a thread pool owned by the client, so that however many callers share the client, at most
 `max_concurrency` requests are in flight.
+
+Replies are bounded: at most `max_reply_bytes` are read (a server that ignores `max_tokens`, or a hostile one,
+gets a ChatError instead of filling memory) and a whole request, however slowly the server sends, ends after
+`reply_deadline` seconds.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ class ChatSettings:
     backoff_max: float = 60.0
     max_concurrency: int = 8
     temperature: float = 0.0
+    max_reply_bytes: int = 1 << 20      # a longer reply is refused (max_tokens of text is a few KB)
+    reply_deadline: float = 600.0       # seconds for a whole request, against a server that drips bytes
     extra_body: dict[str, Any] = field(default_factory=dict)  # merged into every request (e.g. top_p, seed)
 
 
@@ -52,6 +58,11 @@ class ChatClient:
     def __init__(self, settings: ChatSettings, model: str, max_tokens: int = 128):
         if not model:
             raise ValueError("an OpenAI-compatible backend needs a model name (the name the server serves)")
+        for name in ("timeout", "max_reply_bytes", "reply_deadline", "max_concurrency"):
+            if not getattr(settings, name) > 0:
+                raise ValueError(f"endpoint.{name} must be positive, got {getattr(settings, name)!r}")
+        if max_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, got {max_tokens}")
         self.settings, self.model, self.max_tokens = settings, model, max_tokens
         self.url = settings.base_url.rstrip("/") + "/chat/completions"
         self._pool = ThreadPoolExecutor(max_workers=max(1, settings.max_concurrency),
@@ -104,7 +115,7 @@ class ChatClient:
         request = urllib.request.Request(self.url, data=json.dumps(body).encode(), headers=headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=self.settings.timeout) as response:
-                raw = response.read()
+                raw = self._read_bounded(response)
         except urllib.error.HTTPError as e:
             detail = e.read(500).decode("utf-8", "replace").strip()
             message = f"HTTP {e.code}: {detail or e.reason}"
@@ -116,6 +127,23 @@ class ChatClient:
         except (urllib.error.URLError, ConnectionError, OSError) as e:
             raise _Retryable(f"connection failed: {getattr(e, 'reason', e)}") from e
         return _reply_text(raw)
+
+    def _read_bounded(self, response) -> bytes:
+        """The body, read in chunks: refused past `max_reply_bytes`, abandoned past `reply_deadline`."""
+        limit, deadline = self.settings.max_reply_bytes, time.monotonic() + self.settings.reply_deadline
+        declared = response.headers.get("Content-Length", "")
+        chunks, size = [], 0
+        while True:
+            if (declared.isdigit() and int(declared) > limit) or size > limit:
+                raise ChatError(f"{self.url}: the reply is larger than endpoint.max_reply_bytes={limit} bytes "
+                                f"(asked for max_tokens={self.max_tokens}; does the server ignore it?)")
+            if time.monotonic() > deadline:
+                raise _Retryable(f"the reply took longer than endpoint.reply_deadline={self.settings.reply_deadline}s")
+            chunk = response.read1(min(1 << 16, limit + 1 - size))
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            size += len(chunk)
 
 
 def _reply_text(raw: bytes) -> str:

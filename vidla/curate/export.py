@@ -80,7 +80,7 @@ def export_webdataset(manifest: str | Path, output: str | Path, clips_per_shard:
     with ShardWriter(Path(output) / "shard-%06d.tar", max_count=clips_per_shard) as writer:
         for position, record in enumerate(tqdm(iter_manifest(manifest), desc="export", unit="clip",
                                                disable=not progress)):
-            key = shard_key(record, position)
+            key = writer.unique_key(shard_key(record, position), position)
             clip = cut_clip(record.resolve(manifest.parent), record.start or 0.0, record.end or float("inf"),
                             max_side)
             meta = ClipRecord(video=f"{key}.mp4", id=record.id, texts=record.texts, label=record.label,

@@ -28,7 +28,7 @@ from vidla.curate.frames import frame_times, read_frames, video_duration
 from vidla.curate.sentences import Sentence, build_punctuator, sentences_from_segments
 from vidla.curate.state import StateStore, canonical_json, text_key, unit_key
 from vidla.curate.stats import CurationStats, milliseconds, read_stats, write_stats
-from vidla.curate.subtitles import Segment, SubtitleError, find_sidecar, read_embedded, read_subtitle_file
+from vidla.curate.subtitles import Segment, SubtitleError, find_sidecar, read_embedded, read_subtitles
 from vidla.curate.summarize import TextRule, clip_texts, join_captions
 from vidla.data.manifest import ClipRecord, iter_manifest, write_manifest
 from vidla.io import atomic_write
@@ -216,8 +216,10 @@ class Curator:
     def _compute_subtitles(self, video: SourceVideo, results: dict[str, Any]) -> dict[str, Any]:
         duration = video_duration(video.path)
         sidecar = self._subtitle_file(video)
+        skipped = 0
         if sidecar is not None:
-            segments, source = read_subtitle_file(sidecar), sidecar.name
+            parsed = read_subtitles(sidecar)  # malformed cues are skipped, counted here and logged
+            segments, source, skipped = parsed.segments, sidecar.name, parsed.skipped
         elif self.config.subtitles.source == "sidecar":
             raise SubtitleError(f"{video.path}: no subtitle file beside the video")
         else:
@@ -226,7 +228,8 @@ class Curator:
                     for s in segments if s.start < duration]
         if not segments:
             raise SubtitleError(f"{video.path}: the subtitles ({source}) have no text")
-        return {"duration": duration, "source": source, "segments": [s.to_json() for s in segments]}
+        result = {"duration": duration, "source": source, "segments": [s.to_json() for s in segments]}
+        return result | ({"skipped_cues": skipped} if skipped else {})
 
     def _compute_sentences(self, video: SourceVideo, results: dict[str, Any]) -> list[list[Any]]:
         segments = [Segment.from_json(s) for s in results["subtitles"]["segments"]]

@@ -47,6 +47,27 @@ def check_videos(paths: Iterable[str | os.PathLike], level: str = "header", work
     return problems
 
 
+def check_windows(clips: Iterable[tuple[str, os.PathLike, float | None]], skip: Iterable[str] = ()) -> dict[str, str]:
+    """{clip: problem} for clips (name, video, start) whose window starts at or after their video's end (the
+    header's duration); videos in `skip` (already reported) are not opened."""
+    durations: dict[str, float | None] = {str(p): None for p in skip}
+    problems = {}
+    for name, video, start in clips:
+        if start is None:
+            continue
+        key = str(video)
+        if key not in durations:
+            try:
+                with open_video(video, frame_rate=1.0 if Path(video).is_dir() else None, threads=1) as reader:
+                    durations[key] = reader.info.duration
+            except VideoDecodeError:
+                durations[key] = None
+        duration = durations[key]
+        if duration is not None and start >= duration:
+            problems[name] = f"the window starts at {start:.3f} s but {video} is only {duration:.3f} s long"
+    return problems
+
+
 @dataclass
 class SplitReport:
     split: str

@@ -213,16 +213,24 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from vidla.data.check import SplitReport, check_videos
+    from vidla.data.check import SplitReport, check_videos, check_windows
     from vidla.data.datasets import VideoTextDataset
+    from vidla.data.manifest import ManifestError
 
-    dataset = VideoTextDataset(args.manifest, root=args.root)
+    try:
+        dataset = VideoTextDataset(args.manifest, root=args.root)
+    except (ManifestError, FileNotFoundError) as e:  # names the file, the line and the field
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     paths = {record.resolve(dataset.root): record.id or str(i) for i, record in enumerate(dataset.clips)}
     report = SplitReport(Path(args.manifest).name, summary=f"{args.manifest}: {len(paths)} clips")
     report.missing = [f"{clip_id} ({path})" for path, clip_id in paths.items() if not path.exists()]
     if args.level != "exists":
         with _progress_bar(len(paths), "checking videos") as bar:
             report.unreadable = check_videos([p for p in paths if p.exists()], args.level, args.workers, bar.update)
+        clips = ((f"clip {record.id or i}", record.resolve(dataset.root), record.start)
+                 for i, record in enumerate(dataset.clips) if record.resolve(dataset.root).exists())
+        report.unreadable.update(check_windows(clips, skip=report.unreadable))
     return _report([report], args, args.manifest)
 
 

@@ -57,10 +57,19 @@ class ClipLoader:
     text_choice: str = "random"  # for kinds holding several texts: one at random, the first, or all (a list)
     frame_rate: float | None = None  # of frame folders
     threads: int | None = None
+    # Shorter side frames are scaled down to inside the decoder (memory per clip bounded by the output). "auto":
+    # twice what the transform needs (`decode_short_side`), leaving the last, antialiased step to the transform so
+    # that its output stays within a few grey levels of the full-size path's; None: the source size.
+    resize_to: int | str | None = "auto"
 
     def __post_init__(self) -> None:
         if self.text_choice not in TEXT_CHOICES:
             raise ValueError(f"text_choice must be one of {TEXT_CHOICES}, got {self.text_choice!r}")
+        if self.resize_to == "auto":
+            need = getattr(self.transform, "decode_short_side", None)
+            self.resize_to = 2 * need if need else None
+        elif self.resize_to is not None and (not isinstance(self.resize_to, int) or self.resize_to < 1):
+            raise ValueError(f"resize_to must be 'auto', None or a positive int, got {self.resize_to!r}")
 
     def load(self, record: ClipRecord, source: str | os.PathLike | bytes | BinaryIO, index: int,
              name: str | None = None) -> dict[str, Any] | FailedSample:
@@ -68,7 +77,7 @@ class ClipLoader:
         try:
             clip = read_clip(source, self.num_frames, self.sampling, record.start, record.end,
                              num_clips=self.num_clips, stride=self.stride, fps=self.fps, train=self.train,
-                             frame_rate=self.frame_rate, threads=self.threads, name=name)
+                             frame_rate=self.frame_rate, threads=self.threads, name=name, resize_to=self.resize_to)
             video = clip.frames if self.transform is None else self.transform(clip.frames)
         except VideoDecodeError as e:
             logger.warning("skipping clip %s: %s", record.id or index, e)

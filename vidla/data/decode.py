@@ -13,7 +13,14 @@ How little is decoded:
   decoder with `skip_frame=NONREF`, so frames nothing refers to (most B-frames) are not reconstructed;
 - in mp4, once every frame shown by a target has been fed (a packet's decode time is past it), the decoder is
   drained rather than fed the packets that B-frame reordering would otherwise need first;
-- only the chosen frames are converted to RGB.
+- only the chosen frames are converted to RGB, each as soon as it is chosen (so at most one decoded frame at the
+  source's size is held, whatever the number of targets).
+
+Memory is bounded by the output: with `resize_to=N`, swscale's conversion to RGB also scales a frame whose shorter
+side exceeds N down to N (aspect kept, bicubic, as `ffmpeg -vf scale=W:H:flags=bicubic` does), so a clip of T frames
+holds T frames of the scaled size, never of the source's. Without it frames keep their size and equal the `ffmpeg`
+command line's. Either way a video whose frames exceed MAX_SOURCE_PIXELS (8192 x 8192) or whose aspect ratio
+exceeds MAX_ASPECT_RATIO (16:1) is refused before any frame is decoded.
 
 Decoders use slice threading (FFmpeg's frame threading, PyAV's AUTO, can deadlock inside forked DataLoader workers)
 and one thread inside a DataLoader worker, where the workers already keep the cores busy.
@@ -43,6 +50,9 @@ _TRUNCATION_TOLERANCE_S = 1.0
 _SEEK_GAP_WITHOUT_INDEX_S = 2.0
 _MAX_SEEK_RETRIES = 8
 _FORMATS_WITH_PACKET_PTS = {"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"}
+# The documented cap on source frames: one 8192 x 8192 frame is 100 MB as yuv420p, 200 MB as RGB.
+MAX_SOURCE_PIXELS = 8192 * 8192
+MAX_ASPECT_RATIO = 16.0
 
 
 class VideoDecodeError(OSError):
@@ -118,19 +128,22 @@ def open_video(
     autorotate: bool = True,
     skip_nonref: bool = True,
     name: str | None = None,
+    resize_to: int | None = None,
 ) -> "VideoReader | FrameFolderReader":
     """A reader for a video file, a folder of frames (JPEG/PNG, sorted by name), or video bytes / a binary file.
 
     `frame_rate` is the rate a frame folder was extracted at (frame i is shown at i / frame_rate); files carry
     their own.
-    `name` names in-memory sources in error messages.
+    `name` names in-memory sources in error messages. `resize_to`: frames whose shorter side is longer are scaled
+    down to it while converting to RGB (never up); None keeps the source size.
     """
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         _check_path(path)
         if path.is_dir():
-            return FrameFolderReader(path, frame_rate=frame_rate)
-    return VideoReader(source, threads=threads, autorotate=autorotate, skip_nonref=skip_nonref, name=name)
+            return FrameFolderReader(path, frame_rate=frame_rate, resize_to=resize_to)
+    return VideoReader(source, threads=threads, autorotate=autorotate, skip_nonref=skip_nonref, name=name,
+                       resize_to=resize_to)
 
 
 def probe_video(source: str | os.PathLike, *, frame_rate: float | None = None) -> VideoInfo:
@@ -155,7 +168,11 @@ class VideoReader:
         autorotate: bool = True,
         skip_nonref: bool = True,
         name: str | None = None,
+        resize_to: int | None = None,
     ):
+        if resize_to is not None and resize_to < 1:
+            raise ValueError(f"resize_to must be a positive number of pixels, got {resize_to}")
+        self.resize_to = resize_to
         if isinstance(source, (bytes, bytearray, memoryview)):
             source = io.BytesIO(source)
         if isinstance(source, (str, os.PathLike)):
@@ -228,6 +245,7 @@ class VideoReader:
         duration = self._video_duration()
         if duration is None or duration <= 0:
             raise VideoDecodeError(self.path, "the video stream has no frames (zero length)")
+        check_frame_size(self.path, context.width, context.height)
         return VideoInfo(path=self.path, duration=duration, frame_rate=frame_rate,
                          num_frames=stream.frames or None, width=context.width, height=context.height,
                          codec=context.name, container=self._container.format.name)
@@ -281,44 +299,30 @@ class VideoReader:
         """The frames on screen at each of `times` (seconds, any order, repeats allowed), clamped to the video."""
         if self._container is None:
             raise VideoDecodeError(self.path, "the reader is closed")
-        if len(times) == 0:
-            return self._assemble([])
         last = max(self.info.duration - 1e-6, 0.0)
         requested = [self._to_pts(min(max(float(t), 0.0), last)) for t in times]
-        chosen = self._decode_targets(sorted(set(requested)))
-        return self._assemble([chosen[pts] for pts in requested])
-
-    def _assemble(self, chosen: list[tuple[Any, int]]) -> DecodedFrames:
-        """Converts each distinct chosen frame once and stacks them in request order."""
-        if not chosen:
-            empty = np.zeros((0, self.info.height, self.info.width, 3), np.uint8)
-            return DecodedFrames(frames=empty, times=np.zeros(0), info=self.info)
-        first = chosen[0][0]
-        converted: dict[int, np.ndarray] = {}
-        for frame, pts in chosen:
-            if pts not in converted:
-                converted[pts] = self._to_rgb(frame, first.width, first.height)
-        frames = np.stack([converted[pts] for _, pts in chosen])
-        times = np.array([self._seconds(pts) for _, pts in chosen], dtype=np.float64)
-        return DecodedFrames(frames=frames, times=times,
-                             info=replace(self.info, rotation=getattr(first, "rotation", 0)))
+        output = _Output(self, requested)
+        if requested:
+            self._decode_targets(sorted(set(requested)), output)
+        return output.result()
 
     def _to_rgb(self, frame, width: int, height: int) -> np.ndarray:
-        """swscale to rgb24 at the first frame's size (a mid-stream size change is scaled, as ffmpeg does)."""
+        """swscale to rgb24 at (width, height): the source size unless `resize_to` scales it down (bicubic)."""
+        scaled = (width, height) != (frame.width, frame.height) and self.resize_to is not None
         with self._errors("cannot convert a frame to RGB"):
-            rgb = self._reformatter.reformat(frame, width=width, height=height, format="rgb24").to_ndarray()
+            rgb = self._reformatter.reformat(frame, width=width, height=height, format="rgb24",
+                                             interpolation="BICUBIC" if scaled else None).to_ndarray()
         if self.autorotate:
             rgb = _rotate(rgb, getattr(frame, "rotation", 0))
         return rgb
 
-    def _decode_targets(self, targets: list[int]) -> dict[int, tuple[Any, int]]:
-        """Maps each target pts to (frame, its pts) on screen then, seeking only when it saves work."""
-        chosen: dict[int, tuple[Any, int]] = {}
+    def _decode_targets(self, targets: list[int], chosen: "_Output") -> None:
+        """Gives `chosen[target]` the (frame, its pts) on screen at each target pts, seeking only when it saves work."""
         pending = deque(targets)
         seek_to, step = (pending[0] if pending else 0), self._frame_ticks()
         for _ in range(len(targets) * (_MAX_SEEK_RETRIES + 1)):
             if not pending:
-                return chosen
+                return
             at_start = self._seek(seek_to)
             outcome, first_pts = self._decode_run(pending, chosen, accept_early=at_start)
             if outcome == "overshoot":
@@ -330,7 +334,6 @@ class VideoReader:
                 seek_to, step = (pending[0] if pending else 0), self._frame_ticks()
         if pending:
             raise VideoDecodeError(self.path, "cannot reach the requested frames (seeking does not converge)")
-        return chosen
 
     def _frame_ticks(self) -> int:
         rate = self.info.frame_rate or 25.0
@@ -353,7 +356,7 @@ class VideoReader:
                 self._open()
             return True
 
-    def _decode_run(self, pending: deque, chosen: dict, accept_early: bool) -> tuple[str, int]:
+    def _decode_run(self, pending: deque, chosen: "_Output", accept_early: bool) -> tuple[str, int]:
         """Decodes forward from the current position, resolving targets; stops when a seek would be cheaper.
 
         Returns ("done" | "seek", 0), or ("overshoot", pts of the first frame) when the seek landed after the target
@@ -380,7 +383,7 @@ class VideoReader:
         self._finish_at_end(run.previous, pending, chosen)
         return "done", 0
 
-    def _take_frames(self, frames: list, pending: deque, chosen: dict, run: "_Run",
+    def _take_frames(self, frames: list, pending: deque, chosen: "_Output", run: "_Run",
                      limit: float = math.inf) -> tuple[str, int] | None:
         """Resolves the targets that decoded frames settle: a target is settled by the first frame after it.
 
@@ -476,7 +479,7 @@ class VideoReader:
             self._index_usable = entries is not None and len(entries) >= 2 and any(e.is_keyframe for e in entries[1:])
         return self._index_usable
 
-    def _finish_at_end(self, previous: tuple[Any, int] | None, pending: deque, chosen: dict) -> None:
+    def _finish_at_end(self, previous: tuple[Any, int] | None, pending: deque, chosen: "_Output") -> None:
         """End of stream: remaining targets show the last frame, unless far beyond it (a cut-off file)."""
         if previous is None:
             raise VideoDecodeError(self.path, "no frame could be decoded (zero-length stream, or truncated/corrupt)")
@@ -489,6 +492,49 @@ class VideoReader:
                            f"and {furthest:.2f} s was requested (truncated file?)")
         while pending:
             chosen[pending.popleft()] = previous
+
+
+class _Output:
+    """Where chosen frames go: each distinct frame is converted to RGB once, as soon as it is chosen, straight into
+    its rows of the output array, so a clip holds its output and one frame in conversion, whatever the number of
+    targets. All frames get the first converted frame's size (a mid-stream size change is scaled, as ffmpeg does)."""
+
+    def __init__(self, reader: VideoReader, requested: list[int]):
+        self.reader, self.rows = reader, {}
+        for row, pts in enumerate(requested):
+            self.rows.setdefault(pts, []).append(row)
+        self.count = len(requested)
+        self.frames: np.ndarray | None = None
+        self.times = np.zeros(self.count, dtype=np.float64)
+        self.size: tuple[int, int] | None = None
+        self.rotation = 0
+        self.written: dict[int, int] = {}  # frame pts -> a row that holds it
+
+    def __setitem__(self, target: int, chosen: tuple[Any, int]) -> None:
+        frame, pts = chosen
+        rows = self.rows[target]
+        if pts in self.written:
+            rgb = self.frames[self.written[pts]]
+        else:
+            reader = self.reader
+            if self.size is None:
+                self.size = output_size(reader.path, frame.width, frame.height, reader.resize_to)
+            rgb = reader._to_rgb(frame, *self.size)
+            if self.frames is None:
+                self.frames = np.empty((self.count, *rgb.shape), np.uint8)
+            self.written[pts] = rows[0]
+        if 0 in rows:
+            self.rotation = getattr(frame, "rotation", 0)
+        self.frames[rows] = rgb
+        self.times[rows] = self.reader._seconds(pts)
+
+    def result(self) -> DecodedFrames:
+        info = self.reader.info
+        if self.frames is None:
+            width, height = output_size(self.reader.path, info.width, info.height, self.reader.resize_to)
+            self.frames = np.zeros((0, height, width, 3), np.uint8)
+        return DecodedFrames(frames=self.frames, times=self.times,
+                             info=replace(info, rotation=self.rotation) if self.count else info)
 
 
 @dataclass
@@ -539,6 +585,27 @@ def _wrap_errors(path: str, what: str) -> Iterator[None]:
         raise VideoDecodeError(path, f"{what}: {e}") from e
 
 
+def check_frame_size(path: str, width: int, height: int) -> None:
+    """Refuses frames over MAX_SOURCE_PIXELS or MAX_ASPECT_RATIO (a hostile or broken file), naming the file."""
+    if width < 1 or height < 1:
+        return  # unknown until a frame is decoded
+    if width * height > MAX_SOURCE_PIXELS or max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise VideoDecodeError(path, f"frames of {width}x{height} exceed vidla's limits ({MAX_SOURCE_PIXELS} pixels, "
+                                     f"aspect ratio {MAX_ASPECT_RATIO:g}:1); re-encode the video smaller")
+
+
+def output_size(path: str, width: int, height: int, resize_to: int | None) -> tuple[int, int]:
+    """(width, height) of converted frames: the source's, or scaled so the shorter side is `resize_to`."""
+    check_frame_size(path, width, height)
+    shorter = min(width, height)
+    if resize_to is None or shorter <= resize_to:
+        return width, height
+    # The longer side is truncated, as the transforms' shorter-side resize does: when resize_to is a multiple k of
+    # the model's input size S, int(S * truncated / resize_to) == int(S * side / shorter), so the transform's
+    # resize and crop see the same geometry as on full-size frames.
+    return max(1, width * resize_to // shorter), max(1, height * resize_to // shorter)
+
+
 def _rotate(rgb: np.ndarray, rotation: int | None) -> np.ndarray:
     """Applies a display-matrix rotation (degrees counterclockwise) as `ffmpeg`'s autorotate does."""
     if not rotation:
@@ -572,8 +639,8 @@ def natural_key(name: str) -> list:
 class FrameFolderReader:
     """A folder of image files, one per frame in name order; frame i is shown at i / frame_rate seconds."""
 
-    def __init__(self, folder: str | os.PathLike, *, frame_rate: float | None = None):
-        self.path = str(folder)
+    def __init__(self, folder: str | os.PathLike, *, frame_rate: float | None = None, resize_to: int | None = None):
+        self.path, self.resize_to = str(folder), resize_to
         folder = Path(folder)
         _check_path(folder)
         self.files = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS),
@@ -605,7 +672,11 @@ class FrameFolderReader:
                 frame = next(container.decode(video=0), None)
                 if frame is None:
                     raise VideoDecodeError(path, "the image holds no picture")
-                return frame.to_ndarray(format="rgb24")
+                width, height = output_size(str(path), frame.width, frame.height, self.resize_to)
+                if (width, height) == (frame.width, frame.height):
+                    return frame.to_ndarray(format="rgb24")
+                return frame.reformat(width=width, height=height, format="rgb24",
+                                      interpolation="BICUBIC").to_ndarray()
 
     def frames_at(self, times: Sequence[float]) -> DecodedFrames:
         count, rate = len(self.files), self.info.frame_rate

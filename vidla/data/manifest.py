@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -42,18 +43,22 @@ class ClipRecord:
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> "ClipRecord":
-        if not isinstance(obj, dict) or "video" not in obj:
-            raise ValueError("a clip record is an object with at least a 'video' key")
-        texts = obj.get("texts") or {}
-        if not isinstance(texts, dict):
-            raise ValueError("'texts' must map a text kind to a string or a list of strings")
-        start, end = obj.get("start"), obj.get("end")
-        if start is not None and end is not None and float(end) <= float(start):
-            raise ValueError(f"'end' ({end}) must be after 'start' ({start})")
-        return cls(video=str(obj["video"]), id=obj.get("id"),
-                   start=None if start is None else float(start), end=None if end is None else float(end),
-                   texts=dict(texts), label=obj.get("label"),
-                   extra={k: v for k, v in obj.items() if k not in _KNOWN_KEYS})
+        """A record from its JSON object, every field checked; a ValueError names the field and the fault."""
+        if not isinstance(obj, dict):
+            raise ValueError(f"a clip record is a JSON object, got {type(obj).__name__}")
+        if "video" not in obj:
+            raise ValueError("a clip record needs a 'video' key")
+        video = obj["video"]
+        if not isinstance(video, str) or not video.strip():
+            raise ValueError(f"field 'video': a non-empty string (a path), got {video!r}")
+        start, end = _seconds(obj.get("start"), "start"), _seconds(obj.get("end"), "end")
+        if start is not None and end is not None and end <= start:
+            raise ValueError(f"field 'end' ({end}) must be after 'start' ({start})")
+        label = obj.get("label")
+        if label is not None and (isinstance(label, bool) or not isinstance(label, (int, str))):
+            raise ValueError(f"field 'label': an integer, a string or null, got {label!r}")
+        return cls(video=video, id=_clip_id(obj.get("id")), start=start, end=end, texts=_texts(obj.get("texts")),
+                   label=label, extra={k: v for k, v in obj.items() if k not in _KNOWN_KEYS})
 
     def resolve(self, root: str | Path) -> Path:
         """The video path, resolved against the manifest's folder when relative."""
@@ -61,18 +66,62 @@ class ClipRecord:
         return path if path.is_absolute() else Path(root) / path
 
 
+def _seconds(value: Any, name: str) -> float | None:
+    """null, or a finite non-negative number of seconds (JSON's NaN/Infinity and strings refused)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"field '{name}': a number of seconds or null, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"field '{name}': a finite number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
+def _clip_id(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # numeric ids are common; one type downstream
+    raise ValueError(f"field 'id': a string, an integer or null, got {value!r}")
+
+
+def _texts(value: Any) -> dict[str, str | list[str]]:
+    """{kind: string or list of strings}; null or absent = no texts."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"field 'texts': an object mapping a text kind to a string or a list of strings, "
+                         f"got {type(value).__name__}")
+    for kind, text in value.items():
+        if isinstance(text, list):
+            bad = [t for t in text if not isinstance(t, str)]
+            if bad:
+                raise ValueError(f"field 'texts.{kind}': a list of strings, but it holds {bad[0]!r}")
+        elif not isinstance(text, str):
+            raise ValueError(f"field 'texts.{kind}': a string or a list of strings, got {text!r}")
+    return dict(value)
+
+
 def iter_manifest(path: str | Path) -> Iterator[ClipRecord]:
-    """Streams the records of a JSONL manifest; a malformed line raises ManifestError naming file and line."""
+    """Streams the records of a JSONL manifest; a malformed line, a field of the wrong type or range, or bytes
+    that are not UTF-8 raise ManifestError naming the file, the line and the field."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: manifest not found")
-    with path.open("r", encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ManifestError(f"{path}:{number}: not UTF-8 text (byte {raw[e.start]:#04x} at column "
+                                    f"{e.start + 1})") from e
+            if number == 1:
+                line = line.removeprefix("\ufeff")  # a byte-order mark some editors write
             if not line.strip():
                 continue
             try:
                 yield ClipRecord.from_json(json.loads(line))
-            except (ValueError, TypeError) as e:
+            except (ValueError, TypeError, RecursionError) as e:
                 raise ManifestError(f"{path}:{number}: {e}") from e
 
 

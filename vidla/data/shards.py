@@ -13,7 +13,10 @@ sequentially, shard by shard, without random access. Each clip is two consecutiv
     dataset = ShardDataset("https://host/shards/shard-{000000..000099}.tar")
 
 Shards are split across distributed ranks and DataLoader workers; with `shuffle`, the shard order changes every
-epoch (`set_epoch`) and samples pass through a shuffle buffer.
+epoch (`set_epoch`) and samples pass through a shuffle buffer. Members are grouped into samples by the `webdataset`
+library's own code, and samples written by other tools (video2dataset: a video, a `.txt` caption, a `.json`
+record) are read too (`sample_record`). Keys are one-to-one with clip ids (`shard_key`) and unique within a shard
+(`ShardWriter.unique_key`), so every clip written is a clip read back.
 """
 
 from __future__ import annotations
@@ -42,12 +45,18 @@ logger = logging.getLogger(__name__)
 SHARD_LIST = "shards.json"
 
 
+_KEY_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
 def shard_key(record: ClipRecord, position: int) -> str:
-    """A tar-safe key: the clip id without dots or slashes (they would split the key), else the position."""
-    if record.id:
-        key = re.sub(r"[^A-Za-z0-9_\-]", "_", str(record.id))
-        if key:
-            return key
+    """A tar-safe key: the clip id percent-encoded (every character but ASCII letters, digits, '_' and '-', so
+    '.' and '/', which would split the key, and '%' itself), else the position.
+
+    The encoding is one-to-one: distinct ids (`x/1`, `x_1`, `x.1`) get distinct keys.
+    """
+    if record.id is not None and str(record.id):
+        return "".join(c if c in _KEY_SAFE else "".join(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass"))
+                       for c in str(record.id))
     return f"{position:09d}"
 
 
@@ -61,6 +70,8 @@ class ShardWriter:
         self.shards: list[tuple[Path, int]] = []  # (path, number of samples)
         self._file_context = self._tar = None
         self._count = self._size = 0
+        self._keys: set[str] = set()  # the keys in the current shard: a repeat would merge two samples
+        self.repeated = 0  # keys made unique by `unique_key`
 
     def __enter__(self) -> "ShardWriter":
         return self
@@ -70,11 +81,14 @@ class ShardWriter:
 
     def write(self, key: str, members: dict[str, bytes]) -> None:
         """One sample: {extension: bytes}, written as `key.extension` members."""
-        if "." in key or "/" in key:
-            raise ValueError(f"a shard key cannot contain '.' or '/': {key!r}")
+        if not key or "." in key or "/" in key:
+            raise ValueError(f"a shard key must be non-empty, without '.' or '/': {key!r}")
         size = sum(len(data) for data in members.values())
         if self._tar is None or self._count >= self.max_count or (self._count and self._size + size > self.max_size):
             self._next_shard()
+        if key in self._keys:  # readers group members by key: the two samples would come back as one
+            raise ValueError(f"shard key {key!r} is already in {self.shards[-1][0]}; use unique_key()")
+        self._keys.add(key)
         for extension, data in members.items():
             info = tarfile.TarInfo(f"{key}.{extension}")
             info.size, info.mode, info.mtime = len(data), 0o444, 0  # fixed metadata: identical input, identical shard
@@ -82,11 +96,19 @@ class ShardWriter:
         self._count += 1
         self._size += size
 
+    def unique_key(self, key: str, position: int) -> str:
+        """`key`, or `key~POSITION` when the current shard already holds it (a repeated clip id): '~' never occurs
+        in `shard_key`'s output and positions are unique, so the result is unique."""
+        if key not in self._keys:
+            return key
+        self.repeated += 1
+        return f"{key}~{position}"
+
     def write_clip(self, record: ClipRecord, video: Path, position: int) -> None:
         """A clip record and its video file's bytes."""
         if video.is_dir():
             raise ValueError(f"{video}: frame folders cannot go into shards; encode them as a video first")
-        key = shard_key(record, position)
+        key = self.unique_key(shard_key(record, position), position)
         extension = video.suffix.lstrip(".").lower() or "mp4"
         meta = record.to_json() | {"video": f"{key}.{extension}"}
         self.write(key, {extension: video.read_bytes(), "json": json.dumps(meta, ensure_ascii=False).encode()})
@@ -98,6 +120,7 @@ class ShardWriter:
         self._tar = tarfile.open(fileobj=self._file_context.__enter__(), mode="w|")
         self.shards.append((path, 0))
         self._count = self._size = 0
+        self._keys = set()
 
     def _finish(self, discard: bool) -> None:
         if self._tar is None:
@@ -135,8 +158,10 @@ def write_shards(clips: Sequence[ClipRecord] | str | os.PathLike, out_dir: str |
                 missing += 1
                 continue
             writer.write_clip(record, video, position)
+    if writer.repeated:
+        logger.warning("%d clips repeat an id already in their shard: their keys carry '~POSITION'", writer.repeated)
     listing = {"shards": [{"url": path.name, "count": count} for path, count in writer.shards],
-               "total": sum(count for _, count in writer.shards), "missing": missing}
+               "total": sum(count for _, count in writer.shards), "missing": missing, "repeated_ids": writer.repeated}
     with atomic_write(out_dir / SHARD_LIST) as f:
         json.dump(listing, f, indent=1)
     return [path for path, _ in writer.shards]
@@ -187,23 +212,27 @@ class _Stream:
 
 
 def iter_tar_samples(url: str) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """(key, {extension: bytes}) for consecutive tar members sharing a key, read sequentially."""
+    """(key, {extension: bytes}) for consecutive tar members sharing a key, read sequentially.
+
+    The grouping is the `webdataset` library's own (key = member path up to the first dot of its file name,
+    extensions lower-cased, `__meta__` members skipped), so vidla reads a shard exactly as WebDataset does. A member
+    that repeats an extension within its sample (a foreign shard with adjacent repeated keys), which the library
+    refuses, is dropped with a warning naming the shard, and reading goes on.
+    """
+    from webdataset.tariterators import group_by_keys, tar_file_iterator
+
+    def duplicate(error: Exception) -> bool:  # a member repeating its sample's extension: dropped, named, go on
+        if not isinstance(error, ValueError):
+            return False
+        logger.warning("%s: dropping a member: %s", url, error.args[0] if error.args else error)
+        return True
+
     stream = _Stream(url)
     try:
-        key, members = None, {}
-        with tarfile.open(fileobj=stream.file, mode="r|*") as tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                name = member.name.rsplit("/", 1)[-1]
-                member_key, _, extension = name.partition(".")
-                if member_key != key and members:
-                    yield key, members
-                    members = {}
-                key = member_key
-                members[extension] = tar.extractfile(member).read()
-        if members:
-            yield key, members
+        members = (dict(member, __url__=url) for member in tar_file_iterator(stream.file))
+        for sample in group_by_keys(members, handler=duplicate):
+            key = sample.pop("__key__")
+            yield key, {k: v for k, v in sample.items() if not k.startswith("__")}
     finally:
         stream.close()
 
@@ -253,19 +282,51 @@ class ShardDataset(IterableDataset):
             try:
                 for position, (key, members) in enumerate(iter_tar_samples(url)):
                     yield self._load(url, position, key, members)
-            except (OSError, tarfile.TarError) as e:  # an unreachable or damaged shard: skip the rest of it
+            except (OSError, tarfile.TarError, ValueError) as e:  # unreachable, damaged, a duplicated member
                 logger.warning("skipping the rest of shard %s: %s", url, e)
                 yield FailedSample(-1, None, url, f"shard unreadable: {e}")
 
     def _load(self, url: str, position: int, key: str, members: dict[str, bytes]) -> dict[str, Any] | FailedSample:
         name = f"{url}:{key}"
         try:
-            record = ClipRecord.from_json(json.loads(members["json"]))
-            extension = record.video.partition(".")[2]
-            video = members[extension]
-        except (KeyError, ValueError) as e:
+            record, extension = sample_record(key, members)
+        except (KeyError, ValueError, UnicodeDecodeError) as e:
             return FailedSample(position, key, name, f"malformed sample: {type(e).__name__}: {e}")
-        return self.loader.load(record, video, position, name=f"{url}:{record.video}")
+        return self.loader.load(record, members[extension], position, name=f"{url}:{record.video}")
+
+
+VIDEO_EXTENSIONS = ("mp4", "webm", "mkv", "avi", "mov", "m4v", "mpg", "mpeg", "ts", "flv", "ogv", "gif")
+
+
+def sample_record(key: str, members: dict[str, bytes]) -> tuple[ClipRecord, str]:
+    """The clip record of a shard sample and the extension of its video member.
+
+    vidla's shards hold a clip record whose "video" names the member. Shards written by other tools
+    (video2dataset, `webdataset.TarWriter`) hold a video member (mp4, webm, ...), an optional `.txt` caption and an
+    optional `.json` record of their own: the caption becomes the "caption" text, the json's fields are kept as
+    `extra`, and the id is the json's "key" (video2dataset) or the sample key.
+    """
+    meta = json.loads(members["json"]) if "json" in members else {}
+    if isinstance(meta, dict) and "video" in meta:
+        record = ClipRecord.from_json(meta)
+        extension = record.video.partition(".")[2]
+        if extension not in members:
+            raise KeyError(f"the record names {record.video!r} but the sample has no .{extension} member")
+        return record, extension
+    extension = next((e for e in VIDEO_EXTENSIONS if e in members), None)
+    if extension is None:
+        raise KeyError(f"no video member (one of .{', .'.join(VIDEO_EXTENSIONS)}) among {sorted(members)}")
+    extra = meta if isinstance(meta, dict) else {"json": meta}
+    texts = {}
+    caption = members["txt"].decode("utf-8") if "txt" in members else extra.get("caption")
+    if isinstance(caption, str):
+        texts["caption"] = caption
+    clip_id = extra.get("key", key.rsplit("/", 1)[-1])
+    record = ClipRecord.from_json({**{k: v for k, v in extra.items() if k not in ("id", "texts", "start", "end",
+                                                                                "label", "video")},
+                                   "id": str(clip_id), "video": f"{key.rsplit('/', 1)[-1]}.{extension}",
+                                   "texts": texts})
+    return record, extension
 
 
 def _shuffled(samples: Iterator, size: int, rng: random.Random) -> Iterator:

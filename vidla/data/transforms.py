@@ -11,6 +11,7 @@ clips horizontally.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import torch
@@ -141,6 +142,12 @@ class VideoTransform:
                  flip_prob: float = 0.5, mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD):
         self.image_size, self.train = image_size_of(image_size), train
         self.scales, self.flip_prob, self.mean, self.std = tuple(scales), flip_prob, tuple(mean), tuple(std)
+
+    @property
+    def decode_short_side(self) -> int:
+        """The shorter side this transform needs from the decoder: S for evaluation, S / the smallest crop scale for
+        training (the crop is then resized up to S)."""
+        return self.image_size if not self.train else math.ceil(self.image_size / min(self.scales))
 
     def __call__(self, frames: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return preprocess_video(frames, self.image_size, self.train, scales=self.scales, flip_prob=self.flip_prob,

@@ -41,9 +41,11 @@ def read_clip(
     threads: int | None = None,
     autorotate: bool = True,
     name: str | None = None,
+    resize_to: int | None = None,
 ) -> VideoClip:
     """`load_video` with the frame times and the header information; the arguments are `load_video`'s."""
-    with open_video(path, frame_rate=frame_rate, threads=threads, autorotate=autorotate, name=name) as reader:
+    with open_video(path, frame_rate=frame_rate, threads=threads, autorotate=autorotate, name=name,
+                    resize_to=resize_to) as reader:
         window_start, window_end = _window(reader, start, end, sampling, frame_rate)
         views = sample_timestamps(sampling, window_start, window_end, num_frames, num_clips=num_clips,
                                   frame_rate=reader.info.frame_rate, stride=stride, fps=fps, train=train,
@@ -74,6 +76,7 @@ def load_video(
     threads: int | None = None,
     autorotate: bool = True,
     name: str | None = None,
+    resize_to: int | None = None,
 ) -> torch.Tensor:
     """Frames of a video as a uint8 RGB tensor [T, H, W, 3] (channels last, upright, T = num_frames).
 
@@ -85,13 +88,15 @@ def load_video(
         "dense". generator: a torch.Generator for the random samplers. frame_rate: of a frame folder (frame i is
         shown at i / frame_rate s). threads: decoder threads (default 1 in DataLoader workers, else FFmpeg's
         choice). autorotate: apply rotation metadata (default True). name: names bytes input in errors.
+    resize_to: frames whose shorter side exceeds it are scaled down to it inside the decoder's conversion to RGB
+        (bicubic, aspect kept), so memory follows the output, not the source; None (default) keeps the source size.
 
     A video shorter than asked for repeats frames rather than failing; a window starting after the video's end,
     a missing, empty, truncated or undecodable file raises `VideoDecodeError` naming the file.
     """
     return read_clip(path, num_frames, sampling, start, end, num_clips=num_clips, stride=stride, fps=fps,
                      train=train, generator=generator, frame_rate=frame_rate, threads=threads, autorotate=autorotate,
-                     name=name).frames
+                     name=name, resize_to=resize_to).frames
 
 
 def _window(reader, start: float | None, end: float | None, sampling: str,

@@ -23,18 +23,19 @@ _HF_FILES = ["config.json", "*.safetensors", "*.json", "merges.txt", "vocab.json
 
 
 def create_model(name: str, temporal: str = "meanpool", num_frames: int = 12, pretrained: str | Path | None = None,
-                 device: str | torch.device | None = None, **temporal_options: Any) -> VidLA:
+                 device: str | torch.device | None = None, tokenizer: Any = None, **temporal_options: Any) -> VidLA:
     """Builds architecture `name` (see `list_models()`) with random weights; no download.
 
     With `pretrained`, the weights of that checkpoint are loaded into the named architecture (an error names
-    any weight whose shape does not fit).
+    any weight whose shape does not fit). `tokenizer`: as for `load_model`.
     """
     config = get_model_config(name)
     config.temporal, config.num_frames, config.temporal_options = temporal, num_frames, dict(temporal_options)
     if pretrained is None:
-        return VidLA(config).to(device or "cpu")
+        return VidLA(config, _tokenizer_for(None, config, tokenizer) if tokenizer is not None else None).to(
+            device or "cpu")
     checkpoint = read_checkpoint(resolve_source(pretrained), base=config)
-    model = VidLA(config, _tokenizer_for(checkpoint, config))
+    model = VidLA(config, _tokenizer_for(checkpoint, config, tokenizer))
     _load_weights(model, checkpoint, str(pretrained), new_temporal=checkpoint.config.temporal != temporal)
     return model.to(device or "cpu")
 
@@ -42,13 +43,18 @@ def create_model(name: str, temporal: str = "meanpool", num_frames: int = 12, pr
 def load_model(source: str | Path, temporal: str | None = None, num_frames: int | None = None,
                device: str | torch.device | None = None, dtype: torch.dtype | None = None,
                activation: str | None = None, vision_heads: int | None = None, text_heads: int | None = None,
-               temporal_options: dict[str, Any] | None = None) -> VidLA:
+               temporal_options: dict[str, Any] | None = None, tokenizer: Any = None) -> VidLA:
     """Loads a model from a Hugging Face CLIP folder or hub id, an OpenAI CLIP `.pt`, an open_clip state dict,
     or a vidla checkpoint; the architecture is read from the weights.
 
     Overrides: `temporal`/`num_frames`/`temporal_options` choose the video design (new temporal parameters
     start from their CLIP-based initialisation); `activation` ("quick_gelu" for OpenAI weights, "gelu" for most
     open_clip LAION models) and the head counts, which weights cannot reveal, for OpenAI/open_clip files.
+
+    `tokenizer`, for checkpoints whose vocabulary is not CLIP's (and vidla checkpoints trained with one, which do
+    not store it): a folder of tokenizer files (vocab.json + merges.txt, or tokenizer.json), or an object called as
+    `tokenizer(texts, context_length) -> LongTensor[B, context_length]` with `vocab_size` and `eot_token_id`.
+    By default: the tokenizer files beside the weights, else CLIP's own.
     """
     checkpoint = read_checkpoint(resolve_source(source))
     config = checkpoint.config
@@ -65,7 +71,7 @@ def load_model(source: str | Path, temporal: str | None = None, num_frames: int 
         config.temporal, config.temporal_options = temporal, {}
     config.num_frames = num_frames or config.num_frames
     config.temporal_options.update(temporal_options or {})
-    model = VidLA(config, _tokenizer_for(checkpoint, config))
+    model = VidLA(config, _tokenizer_for(checkpoint, config, tokenizer))
     _load_weights(model, checkpoint, str(source), new_temporal)
     return model.to(device=device or "cpu", dtype=dtype)
 
@@ -105,15 +111,25 @@ def resolve_source(source: str | Path) -> Path:
         raise FileNotFoundError(f"{source}: not a local path, and the hub download failed: {e}") from e
 
 
-def _tokenizer_for(checkpoint: LoadedCheckpoint, config: ModelConfig) -> CLIPTokenizer:
+def _tokenizer_for(checkpoint: LoadedCheckpoint | None, config: ModelConfig, tokenizer: Any = None) -> Any:
+    """The given tokenizer (an object or a folder of files), else the checkpoint's files, else CLIP's; checked
+    against the text tower's embedding table, whose end-of-text id it sets."""
     context = config.text.context_length
-    if checkpoint.tokenizer_dir is not None:
+    if isinstance(tokenizer, (str, Path)):
+        tokenizer = CLIPTokenizer.from_directory(tokenizer, context)
+    elif tokenizer is not None:
+        missing = [name for name in ("vocab_size", "eot_token_id") if not hasattr(tokenizer, name)]
+        if missing or not callable(tokenizer):
+            raise TypeError(f"tokenizer= needs a folder of tokenizer files or a callable with vocab_size and "
+                            f"eot_token_id; {type(tokenizer).__name__} lacks {missing or ['__call__']}")
+    elif checkpoint is not None and checkpoint.tokenizer_dir is not None:
         tokenizer = CLIPTokenizer.from_directory(checkpoint.tokenizer_dir, context)
     else:
         tokenizer = CLIPTokenizer.default(context)
     if tokenizer.vocab_size > config.text.vocab_size:
         raise CheckpointError(f"the tokenizer has {tokenizer.vocab_size} tokens but the text tower only "
-                              f"{config.text.vocab_size} embeddings")
+                              f"{config.text.vocab_size} embeddings; pass the checkpoint's own tokenizer "
+                              f"(load_model(..., tokenizer=FOLDER))")
     config.text.eot_token_id = tokenizer.eot_token_id
     return tokenizer
 

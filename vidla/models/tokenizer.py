@@ -115,9 +115,13 @@ class CLIPTokenizer:
             return cls(model.get("vocab", {}), merges, context_length, clean)
         raise FileNotFoundError(f"{directory}: no tokenizer files (vocab.json + merges.txt, or tokenizer.json)")
 
-    def encode(self, texts: Iterable[str]) -> list[list[int]]:
-        """Token ids per text, without start/end tokens and without truncation."""
-        texts = list(texts)
+    def encode(self, texts: str | Iterable[str]) -> list[list[int]]:
+        """Token ids per text, without start/end tokens and without truncation. A single string is one text
+        (not a sequence of characters)."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+        if bad is not None:
+            raise TypeError(f"texts must be strings; item {bad} is {type(texts[bad]).__name__}")
         if self.clean == "clip":
             texts = [clip_clean(t) for t in texts]
         return [e.ids for e in self._tokenizer.encode_batch(texts, add_special_tokens=False)]
@@ -127,16 +131,39 @@ class CLIPTokenizer:
         if isinstance(texts, str):
             texts = [texts]
         length = context_length or self.context_length
-        encoded = self.encode(texts)
+        encoded = self.encode([self._head(t, length - 2) if isinstance(t, str) else t for t in texts])
         out = np.zeros((len(encoded), length), dtype=np.int64)
         for row, ids in enumerate(encoded):
             ids = [self.sot_token_id] + ids[: length - 2] + [self.eot_token_id]
             out[row, : len(ids)] = ids
         return torch.from_numpy(out)
 
+    def _head(self, text: str, needed: int) -> str:
+        """A prefix of a long text whose first `needed` tokens are the whole text's, so that clean-up and BPE cost
+        what the kept tokens need, not what the text holds (a multi-megabyte subtitle dump takes seconds).
+
+        Cuts fall on whitespace (no word is split: tokens never span whitespace). Two cuts, one twice as long as the
+        other, must agree on the first `needed` tokens, which guards against clean-ups that look past a word (ftfy
+        repairing mis-decoded text); otherwise the budget grows, up to the whole text.
+        """
+        budget = 16 * needed + 256
+        while 4 * budget < len(text):
+            short, long = _cut(text, budget), _cut(text, 2 * budget)
+            ids_short, ids_long = self.encode([short, long])
+            if len(ids_short) >= needed and ids_short[:needed] == ids_long[:needed]:
+                return long
+            budget *= 4
+        return text
+
     def decode(self, ids: Iterable[int]) -> str:
         ids = [i for i in ids if i not in (0, self.sot_token_id, self.eot_token_id)]
         return self._tokenizer.decode(ids).replace("</w>", " ").strip()
+
+
+def _cut(text: str, at: int) -> str:
+    """`text` up to the last whitespace before `at` (or at `at` in a word longer than half of it)."""
+    space = max(text.rfind(c, at // 2, at) for c in " \n\t")
+    return text[:space if space > 0 else at]
 
 
 @lru_cache(maxsize=1)
