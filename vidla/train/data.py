@@ -62,9 +62,11 @@ class StepBatches:
 class RandomClips(Dataset):
     """Random frames and made-up texts, fixed by the key: for benchmarks and tests without video files."""
 
-    def __init__(self, num_clips: int, num_frames: int, image_size: int, text_kinds: Sequence[str]):
+    def __init__(self, num_clips: int, num_frames: int, image_size: int, text_kinds: Sequence[str],
+                 clips: int = 0):
         self.num_clips, self.num_frames, self.image_size = num_clips, num_frames, image_size
         self.text_kinds = list(text_kinds)
+        self.clips = clips  # > 0: multi-clip samples, one made-up sentence per clip
 
     def __len__(self) -> int:
         return self.num_clips
@@ -75,7 +77,12 @@ class RandomClips(Dataset):
         video = torch.randn(self.num_frames, 3, self.image_size, self.image_size, generator=generator)
         words = torch.randint(0, 50, (self.num_frames,), generator=generator).tolist()
         texts = {kind: f"{kind} " + " ".join(f"w{w}" for w in words) for kind in self.text_kinds}
-        return {"video": video, "texts": texts, "key": key}
+        sample = {"video": video, "texts": texts, "key": key}
+        if self.clips > 0:
+            per_clip = len(words) // self.clips
+            sample["sentences"] = [" ".join(f"w{w}" for w in words[i * per_clip: (i + 1) * per_clip])
+                                   for i in range(self.clips)]
+        return sample
 
 
 class SkipFailures(Dataset):
@@ -101,14 +108,20 @@ class SkipFailures(Dataset):
 
 
 def make_collate(tokenize: Callable[[list[str]], torch.Tensor], text_kinds: Sequence[str]):
-    """Stacks videos and tokenizes each text kind (in the loader workers, off the training process)."""
+    """Stacks videos and tokenizes each text kind (in the loader workers, off the training process); multi-clip
+    samples' per-clip sentences become "sentence_tokens" [B, M, L]."""
 
     def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
-        return {
+        batch = {
             "video": torch.stack([s["video"] for s in samples]),
             "tokens": {kind: tokenize([s["texts"][kind] for s in samples]) for kind in text_kinds},
             "keys": torch.tensor([s["key"] for s in samples]),
             "skipped": sum(s.get("skipped", 0) for s in samples),
         }
+        if "sentences" in samples[0]:
+            clips = len(samples[0]["sentences"])
+            flat = tokenize([sentence for s in samples for sentence in s["sentences"]])
+            batch["sentence_tokens"] = flat.unflatten(0, (len(samples), clips))
+        return batch
 
     return collate

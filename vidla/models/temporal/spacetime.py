@@ -15,6 +15,8 @@ from vidla.models.temporal.layers import TemporalAttention, TemporalPositions, r
 class JointSpaceTime(TemporalDesign):
     """One video [CLS] and all T*N patches attend to each other in every layer (cost grows with (T*N)^2)."""
 
+    frame_has_cls = False
+
     def __init__(self, vision: VisionConfig, num_frames: int):
         super().__init__(vision, num_frames)
         self.positions = TemporalPositions(num_frames, vision.width)
