@@ -105,6 +105,25 @@ def test_from_the_synthetic_temporal_benchmark(tmp_path):
         assert sample.extra["twin"] == record.extra["twin"]
 
 
+def test_cli_writes_multi_clip_manifests(tmp_path, counted, capsys):
+    from vidla.cli import main
+    from vidla.data.manifest import read_manifest
+
+    (tmp_path / "val_1.json").write_text(json.dumps({"v_abc": {
+        "duration": 10.0, "sentences": ["A.", "B.", "C.", "D."], "timestamps": [[0, 2], [2, 4], [4, 6], [6, 8]]},
+        "v_two": {"duration": 5.0, "sentences": ["x.", "y."], "timestamps": [[0, 2], [2, 4]]}}))
+    assert main(["data", "multiclip", "activitynet", str(tmp_path / "an.jsonl"), "--root", str(tmp_path),
+                 "--split", "val1"]) == 0
+    assert "1 samples of 4 clips from 1 of 2 sources (1 with fewer than 4" in capsys.readouterr().out
+    assert [r.texts["caption"] for r in read_manifest(tmp_path / "an.jsonl")] == ["A. B. C. D."]
+    curated = [ClipRecord(video=str(counted), id=f"s#13s{i}", start=2.0 * i, end=2.0 * i + 2, texts={"caption": f"c{i}"},
+                          extra={"source_id": "s", "scale": "13s"}) for i in range(4)]
+    write_manifest(tmp_path / "curated.jsonl", curated)
+    assert main(["data", "multiclip", str(tmp_path / "curated.jsonl"), str(tmp_path / "mc.jsonl"), "--clips", "2"]) == 0
+    assert [r.texts["caption"] for r in read_manifest(tmp_path / "mc.jsonl")] == ["c0 c1", "c2 c3"]
+    assert main(["data", "multiclip", "didemo", str(tmp_path / "x.jsonl")]) == 2  # no --root
+
+
 def test_read_multi_clip_samples_each_clip_within_its_times(counted):
     segments = [Segment(0.0, 2.0, "a"), Segment(5.0, 6.0, "b"), Segment(9.0, 12.0, "c")]
     frames = read_multi_clip(counted, segments, frames_per_clip=2)
