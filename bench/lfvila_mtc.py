@@ -31,8 +31,8 @@ def main() -> None:
     parser.add_argument("--output", default="runs/lfvila_mtc")
     parser.add_argument("--designs", nargs="+", default=["hta", "htwa"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--clips", type=int, default=320, help="synthetic clips (twin pairs x 2), 25%% for test")
-    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--clips", type=int, default=240, help="synthetic clips (twin pairs x 2), 25%% for test")
+    parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--plot", default="docs/lfvila_mtc.png")
     args = parser.parse_args()
@@ -43,8 +43,8 @@ def main() -> None:
     output = Path(args.output)
     manifests = make_data(output / "data", args.clips)
     done = {(r["design"], r["mtc"], r["seed"]): r for r in read_results(output / "results.jsonl")}
-    for design in args.designs:
-        for seed in args.seeds:
+    for seed in args.seeds:  # seed outermost: an interrupted run still has every group at equal seeds
+        for design in args.designs:
             for mtc in (0.0, 0.25):
                 if (design, mtc, seed) in done:
                     continue
