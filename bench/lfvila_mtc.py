@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--designs", nargs="+", default=["hta", "htwa"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--clips", type=int, default=240, help="synthetic clips (twin pairs x 2), 25%% for test")
-    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--plot", default="docs/lfvila_mtc.png")
     args = parser.parse_args()
