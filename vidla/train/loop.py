@@ -49,15 +49,12 @@ class FeatureStep(nn.Module):
 
     def forward(self, video: torch.Tensor, tokens: dict[str, torch.Tensor],
                 sentence_tokens: torch.Tensor | None = None):
-        if sentence_tokens is None:
-            video_features = self.model.encode_video(video)
-        else:  # multi-clip samples [B, M, L]: also the clip features of both towers, for the MTC loss
-            video_features, video_clips = self.model.encode_video_clips(video, sentence_tokens.shape[1],
-                                                                       self.clip_layer)
-            text_clips = self.model.encode_text(sentence_tokens.flatten(0, 1)).unflatten(0, sentence_tokens.shape[:2])
         text_features = {kind: self.model.encode_text(ids) for kind, ids in tokens.items()}
         if sentence_tokens is None:
-            return video_features, text_features, self.model.logit_scale
+            return self.model.encode_video(video), text_features, self.model.logit_scale
+        # multi-clip samples, sentences [B, M, L]: the clip features of both towers too, for the MTC loss
+        video_features, video_clips = self.model.encode_video_clips(video, sentence_tokens.shape[1], self.clip_layer)
+        text_clips = self.model.encode_text(sentence_tokens.flatten(0, 1)).unflatten(0, sentence_tokens.shape[:2])
         return video_features, text_features, self.model.logit_scale, (video_clips, text_clips)
 
 
