@@ -142,4 +142,4 @@ def test_multi_clip_training_samples(tmp_path, counted):
     assert sample["video"].shape == (8, 3, 32, 32) and sample["sentences"] == ["s0", "s1", "s2", "s3"]
     assert sample["texts"] == {"caption": "s0 s1 s2 s3"}
     with pytest.raises(ValueError, match="mc.jsonl: sample c#w0 has 4 clips, training expects data.clips=2"):
-        MultiClipSamples(str(tmp_path / "mc.jsonl"), clips=2, num_frames=8, image_size=32)[0]
+        MultiClipSamples(str(tmp_path / "mc.jsonl"), clips=2, num_frames=8, image_size=32)

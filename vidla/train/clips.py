@@ -60,7 +60,10 @@ class MultiClipSamples(Dataset):
         self.records, self.clips, self.seed = read_manifest_resolved(manifest), clips, seed
         self.frames_per_clip, self.sampling, self.augment = num_frames // clips, sampling, augment
         self.transform = VideoTransform(image_size, train=augment)
-        self.manifest = manifest
+        wrong = next((r for r in self.records if len(r.extra.get("clips") or []) != clips), None)
+        if wrong is not None:  # a whole manifest of the wrong shape is a config error, not bad samples to skip
+            raise ValueError(f"{manifest}: sample {wrong.id} has {len(wrong.extra.get('clips') or [])} clips, "
+                             f"training expects data.clips={clips} (`vidla data multiclip --clips {clips}`)")
 
     def __len__(self) -> int:
         return len(self.records)
@@ -70,9 +73,6 @@ class MultiClipSamples(Dataset):
 
         record = self.records[key % len(self.records)]
         segments = segments_of(record)
-        if len(segments) != self.clips:
-            raise ValueError(f"{self.manifest}: sample {record.id} has {len(segments)} clips, training expects "
-                             f"data.clips={self.clips}")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(hash((self.seed, key)) % 2**63)
             frames = read_multi_clip(record.video, segments, self.frames_per_clip, self.sampling, self.augment)
