@@ -76,7 +76,8 @@ def test_from_didemo(tmp_path):
 def test_from_curation():
     def clip(source, scale, start, text):
         return ClipRecord(video=f"{source}.mp4", id=f"{source}#{scale}{start}", start=start, end=start + 13,
-                          texts={"caption": text, "subtitle": "sub " + text}, extra={"source_id": source, "scale": scale})
+                          texts={"caption": text, "subtitle": "sub " + text},
+                          extra={"source_id": source, "scale": scale})
 
     records = [clip("s", "13s", t, f"c{t}") for t in (39, 0, 13, 26, 52)] + [clip("s", "30s", 0, "long")] + \
         [clip("u", "13s", t, f"u{t}") for t in (0, 13, 26, 39)]
@@ -116,7 +117,8 @@ def test_cli_writes_multi_clip_manifests(tmp_path, counted, capsys):
                  "--split", "val1"]) == 0
     assert "1 samples of 4 clips from 1 of 2 sources (1 with fewer than 4" in capsys.readouterr().out
     assert [r.texts["caption"] for r in read_manifest(tmp_path / "an.jsonl")] == ["A. B. C. D."]
-    curated = [ClipRecord(video=str(counted), id=f"s#13s{i}", start=2.0 * i, end=2.0 * i + 2, texts={"caption": f"c{i}"},
+    curated = [ClipRecord(video=str(counted), id=f"s#13s{i}", start=2.0 * i, end=2.0 * i + 2,
+                          texts={"caption": f"c{i}"},
                           extra={"source_id": "s", "scale": "13s"}) for i in range(4)]
     write_manifest(tmp_path / "curated.jsonl", curated)
     assert main(["data", "multiclip", str(tmp_path / "curated.jsonl"), str(tmp_path / "mc.jsonl"), "--clips", "2"]) == 0

@@ -97,7 +97,8 @@ def test_no_valid_anchor_gives_zero_not_nan():
 def test_draws_are_distinct_clips_and_fixed_by_the_generator():
     a = draw(6, 4, 2, 2, torch.Generator().manual_seed(3))
     b = draw(6, 4, 2, 2, torch.Generator().manual_seed(3))
-    assert all(torch.equal(x, y) for x, y in zip((a.anchors, a.candidates, a.other), (b.anchors, b.candidates, b.other)))
+    for x, y in zip((a.anchors, a.candidates, a.other), (b.anchors, b.candidates, b.other)):
+        assert torch.equal(x, y)
     assert a.anchors.shape == (6, 2) and a.candidates.shape == (6, 2) and a.other.shape == (6,)
     assert all(len(set(row.tolist())) == 2 for row in a.anchors) and int(a.anchors.max()) < 4
     with pytest.raises(ValueError, match="3 anchors .* from 2 clips"):
