@@ -190,3 +190,60 @@ def test_ablations_and_bad_options():
         vidla.create_model("vidla-tiny", temporal="hta", mst_levles=2)
     with pytest.raises(ValueError, match="one temporal window per layer"):
         vidla.create_model("vidla-tiny", temporal="divided", windows=[2])
+
+
+# LF-VILA's hierarchical temporal windows (SPEC 5.1) ------------------------------------------------------------------
+
+@pytest.mark.parametrize("layers,frames,expected", [
+    # ViT-B (12 layers): LF-VILA's six stages two layers each; at 32 frames exactly its 2, 4, 8, 16, 16, 32
+    (12, 32, [2, 2, 4, 4, 8, 8, 16, 16, 16, 16, 0, 0]),
+    (12, 8, [2, 2, 2, 2, 2, 2, 4, 4, 4, 4, 0, 0]),     # shares 1/2 and 1 frame -> 2 (a window sees 2 or more)
+    (12, 12, [2, 2, 2, 2, 3, 3, 6, 6, 6, 6, 0, 0]),    # 12/4 = 3 and 12/2 = 6 frames: windows tile 12 exactly
+    # the demo's 4 layers: stages 0, 2, 3 and 5 (the first and the last kept)
+    (4, 8, [2, 2, 4, 0]), (4, 12, [2, 3, 6, 0]), (4, 32, [2, 8, 16, 0]),
+])
+def test_htwa_window_schedule(layers, frames, expected):
+    from vidla.models.temporal.spacetime import lf_vila_windows
+
+    assert lf_vila_windows(layers, frames) == expected
+
+
+def test_htwa_windows_follow_the_frame_count_and_explicit_windows_stay():
+    model = vidla.create_model("vidla-demo", temporal="htwa", num_frames=12)
+    assert model.temporal.windows_for(12) == [2, 3, 6, 0] and model.temporal.windows_for(32) == [2, 8, 16, 0]
+    fixed = vidla.create_model("vidla-demo", temporal="htwa", num_frames=12, windows=[4, 4, 0, 0])
+    assert fixed.temporal.windows_for(32) == [4, 4, 0, 0]
+
+
+@pytest.mark.parametrize("frames", [8, 12])
+def test_htwa_information_flows_through_the_windows_to_every_frame(frames):
+    """Which input frames reach frame s's state after each block: exactly those the windows chain together
+    (fixed blocks from frame 0: no shift), and after the last block every frame reaches every frame."""
+    torch.manual_seed(0)
+    model = vidla.create_model("vidla-demo", temporal="htwa", num_frames=frames)
+    _perturb_new_weights(model)
+    model.eval()
+    windows = model.temporal.windows_for(frames)
+    video = torch.randn(1, frames, 3, 32, 32)
+    moved = video.repeat(frames + 1, 1, 1, 1, 1)  # row 0 as is, row 1 + t with frame t changed
+    moved[torch.arange(1, frames + 1), torch.arange(frames)] += 1.0
+    outputs = []  # every block's output, from one forward pass
+    hooks = [block.register_forward_hook(lambda m, i, out: outputs.append(out))
+             for block in model.visual.transformer.resblocks]
+    with torch.no_grad():
+        model.encode_video(moved)
+    for hook in hooks:
+        hook.remove()
+    reach = torch.eye(frames, dtype=torch.bool)  # reach[s, t]: frame t's input can reach frame s
+    for layer, window in enumerate(windows):
+        size = window or frames
+        same_block = torch.tensor([[s // size == t // size for t in range(frames)] for s in range(frames)])
+        reach = (same_block.float() @ reach.float()) > 0
+        states = model.temporal.frame_states(model.visual, outputs[layer], frames + 1, frames)  # [1 + T, T, W]
+        seen = ((states[1:] - states[:1]).abs().amax(-1) > 1e-6).T  # seen[s, t]
+        assert torch.equal(seen, reach), (layer, window)
+    assert reach.all()
+    # and so the video feature depends on frame order
+    with torch.no_grad():
+        swapped = video[:, [1, 0, *range(2, frames)]]
+        assert (model.encode_video(video) - model.encode_video(swapped)).abs().max() > 1e-4

@@ -7,6 +7,7 @@
     vidla data index clips.jsonl clips.sqlite       # SQLite clip index for millions of clips
     vidla data shards clips.jsonl shards/ --max-count 1000
     vidla data benchmarks                           # the benchmarks, their splits and files
+    vidla data multiclip activitynet mc.jsonl --root /data/activitynet   # LF-VILA's multi-clip samples
 """
 
 from __future__ import annotations
@@ -89,6 +90,45 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--fps", type=int, default=8)
     synth.add_argument("--frames-per-event", type=int, default=8)
     synth.set_defaults(func=_synth)
+
+    multiclip = commands.add_parser(
+        "multiclip", help="write multi-clip samples (M consecutive timed sentences) for LF-VILA's MTC loss",
+        description="Cuts sentence-timed videos into windows of M consecutive clips, each with its sentence "
+                    "(vidla.data.multiclip; docs/training.md). Sources: a benchmark (activitynet or didemo, "
+                    "with --root and --split), a curated manifest (`vidla curate` output) or a manifest whose "
+                    "records list timed `segments` (`vidla data synth` writes them).")
+    multiclip.add_argument("source", help="activitynet, didemo, or a .jsonl manifest")
+    multiclip.add_argument("out", help="the multi-clip manifest to write (.jsonl)")
+    multiclip.add_argument("--root", help="the benchmark's folder (for activitynet/didemo)")
+    multiclip.add_argument("--split", help="the benchmark's split (default: train)", default="train")
+    multiclip.add_argument("--clips", type=int, default=4, help="clips per sample (LF-VILA: 4)")
+    multiclip.add_argument("--text-kind", default="caption", help="a curated clip's text to use as its sentence")
+    multiclip.set_defaults(func=_multiclip)
+
+
+def _multiclip(args: argparse.Namespace) -> int:
+    from vidla.data import multiclip
+    from vidla.data.manifest import read_manifest_resolved, write_manifest
+
+    if args.source in ("activitynet", "didemo"):
+        if not args.root:
+            print(f"{args.source}: pass --root, the benchmark's folder", file=sys.stderr)
+            return 2
+        from vidla.data import load_benchmark
+
+        split = load_benchmark(args.source, args.root, args.split)
+        sources, samples = len(split.videos), multiclip.from_benchmark(split, args.clips)
+    else:
+        records = read_manifest_resolved(args.source)
+        sources = len(records)
+        curated = records and "source_id" in records[0].extra and "segments" not in records[0].extra
+        samples = multiclip.from_curation(records, args.clips, args.text_kind) if curated \
+            else multiclip.from_segments(records, args.clips)
+    write_manifest(args.out, samples)
+    used = len({s.extra["source_id"] for s in samples})
+    print(f"{args.out}: {len(samples)} samples of {args.clips} clips from {used} of {sources} sources "
+          f"({sources - used} with fewer than {args.clips} timed sentences)")
+    return 0
 
 
 def _synth(args: argparse.Namespace) -> int:

@@ -77,6 +77,12 @@ def subtitle(events: Sequence[Event], scale: str) -> str:
     return "; ".join(steps)
 
 
+def event_segments(events: Sequence[Event], seconds: float) -> list[dict]:
+    """Each event's times and its own sentence: what multi-clip samples (vidla.data.multiclip) are cut from."""
+    return [{"start": i * seconds, "end": (i + 1) * seconds, "text": e.phrase().capitalize() + "."}
+            for i, e in enumerate(events)]
+
+
 # ---------------------------------------------------------------------------------------------- rendering
 
 def _shape_mask(shape: str, size: int, cx: float, cy: float, radius: float) -> np.ndarray:
@@ -176,7 +182,8 @@ def generate(out_dir: str | Path, num_clips: int = 400, seed: int = 0, test_frac
                 video=f"videos/{clip_id}.mp4", id=clip_id, start=None, end=None,
                 texts={"caption": caption(order, scale), "subtitle": subtitle(order, scale)},
                 extra={"twin": f"pair{pair:05d}_{1 - twin}", "scale": scale,
-                       "duration": len(order) * frames_per_event / fps}))
+                       "duration": len(order) * frames_per_event / fps,
+                       "segments": event_segments(order, frames_per_event / fps)}))
     paths = {split: out / f"{split}.jsonl" for split in records}
     for split, rows in records.items():
         write_manifest(paths[split], rows)

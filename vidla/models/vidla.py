@@ -63,6 +63,15 @@ class VidLA(nn.Module):
             raise ValueError(f"expected video of shape [B, T, 3, H, W], got {tuple(video.shape)}")
         return self.temporal(self.visual, video.to(self.device))
 
+    def encode_video_clips(self, video: torch.Tensor, clips: int,
+                           layer: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A window of `clips` consecutive equal-length clips [B, T, 3, H, W] -> video features [B, D] and
+        per-clip features [B, clips, D], from one pass of the video tower (clip features pooled from the frames'
+        states after block `layer`, the last by default; LF-VILA's MTC loss trains them)."""
+        if video.ndim != 5 or video.shape[2] != 3:
+            raise ValueError(f"expected video of shape [B, T, 3, H, W], got {tuple(video.shape)}")
+        return self.temporal.forward_with_clips(self.visual, video.to(self.device), clips, layer)
+
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """[B, 3, H, W] CLIP-normalised images -> [B, D] image features of the plain CLIP vision tower."""
         return self.visual(images.to(self.device))

@@ -84,6 +84,42 @@ class ManifestClips(Dataset):
         return {"video": sample["video"], "texts": sample["texts"]}
 
 
+class MultiClipSamples(Dataset):
+    """Training samples from a multi-clip manifest (vidla.data.multiclip): M clips' frames, num_frames / M from
+    each clip's own times, in clip order; texts = {"caption": the paragraph}; "sentences" = the M sentences.
+    Keyed and seeded like ManifestClips; one augmentation for the whole window (clips are one video)."""
+
+    text_kinds = ["caption"]  # the paragraph
+
+    def __init__(self, manifest: str, clips: int, num_frames: int, image_size: int, sampling: str = "uniform",
+                 augment: bool = True, seed: int = 0):
+        from vidla.data import VideoTransform
+        from vidla.data.manifest import read_manifest_resolved
+
+        self.records, self.clips, self.seed = read_manifest_resolved(manifest), clips, seed
+        self.frames_per_clip, self.sampling, self.augment = num_frames // clips, sampling, augment
+        self.transform = VideoTransform(image_size, train=augment)
+        wrong = next((r for r in self.records if len(r.extra.get("clips") or []) != clips), None)
+        if wrong is not None:  # a whole manifest of the wrong shape is a config error, not bad samples to skip
+            raise ValueError(f"{manifest}: sample {wrong.id} has {len(wrong.extra.get('clips') or [])} clips, "
+                             f"training expects data.clips={clips} (`vidla data multiclip --clips {clips}`)")
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, key: int) -> dict[str, Any]:
+        from vidla.data.multiclip import read_multi_clip, segments_of
+
+        record = self.records[key % len(self.records)]
+        segments = segments_of(record)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(hash((self.seed, key)) % 2**63)
+            frames = read_multi_clip(record.video, segments, self.frames_per_clip, self.sampling, self.augment)
+            video = self.transform(frames)
+        return {"video": video, "texts": {"caption": " ".join(s.text.strip() for s in segments)},
+                "sentences": [s.text for s in segments]}
+
+
 @torch.no_grad()
 def validation_retrieval(model, manifest: str, text_kind: str, num_frames: int, workers: int = 0) -> dict[str, float]:
     """Both directions' retrieval metrics on a manifest (the first `text_kind` text of each clip)."""

@@ -31,6 +31,7 @@ class DataSection:
     random_clips: int = 0                 # > 0: random tensors instead of video files (benchmarks, tests)
     group_size: int = 1                   # keep runs of this many consecutive manifest records in one batch
     max_bad_fraction: float = 0.5         # stop once more than this fraction of the clips tried failed to load
+    clips: int = 0                        # > 0: multi-clip samples (docs/training.md), num_frames / clips frames each
 
 
 @dataclass
@@ -46,10 +47,22 @@ class OptimSection:
 
 
 @dataclass
+class LossSection:
+    # LF-VILA's multimodal temporal contrastive loss (SPEC 5.1) beside the video-text loss; needs data.clips > 1
+    mtc_weight: float = 0.0               # 0 = off; LF-VILA: 0.25
+    mtc_temperature: float = 0.05
+    mtc_anchors: int = 2                  # anchor clips per sample
+    mtc_candidates: int = 2               # candidate clips of the same sample
+    mtc_other_negatives: int = 3          # candidate clips from other samples of the global batch
+    mtc_layer: int | None = None          # clip features after this block (1-based); None = the last block
+
+
+@dataclass
 class TrainConfig:
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
     optim: OptimSection = field(default_factory=OptimSection)
+    loss: LossSection = field(default_factory=LossSection)
     output_dir: str = "runs/vidla"
     steps: int = 1000
     batch_size: int = 64                  # global batch, over all processes and accumulation steps
@@ -73,6 +86,14 @@ class TrainConfig:
         if self.batch_size % per_step:
             raise ConfigError(f"batch_size: {self.batch_size} is not divisible by processes x accumulation "
                               f"({world_size} x {self.accumulation})")
+        if self.loss.mtc_weight > 0 and self.data.clips < 2:
+            raise ConfigError("loss.mtc_weight: > 0 needs multi-clip samples: set data.clips (LF-VILA: 4)")
+        if self.data.clips > 0 and self.data.random_clips <= 0 and self.data.text_kinds not in (None, ["caption"]):
+            raise ConfigError("data.text_kinds: multi-clip samples have one text kind, the paragraph: "
+                              "set data.text_kinds=[caption]")
+        if self.data.clips > 0 and self.data.num_frames % self.data.clips:
+            raise ConfigError(f"data.clips: data.num_frames {self.data.num_frames} must divide into data.clips "
+                              f"{self.data.clips} equal clips")
         if not self.data.train and self.data.random_clips <= 0:
             raise ConfigError("data.train: set data.train (a manifest) or data.random_clips")
 

@@ -155,9 +155,11 @@ class StepBatches:
 class RandomClips(Dataset):
     """Random frames and made-up texts, fixed by the key: for benchmarks and tests without video files."""
 
-    def __init__(self, num_clips: int, num_frames: int, image_size: int, text_kinds: Sequence[str]):
+    def __init__(self, num_clips: int, num_frames: int, image_size: int, text_kinds: Sequence[str],
+                 clips: int = 0):
         self.num_clips, self.num_frames, self.image_size = num_clips, num_frames, image_size
         self.text_kinds = list(text_kinds)
+        self.clips = clips  # > 0: multi-clip samples, one made-up sentence per clip
 
     def __len__(self) -> int:
         return self.num_clips
@@ -168,7 +170,12 @@ class RandomClips(Dataset):
         video = torch.randn(self.num_frames, 3, self.image_size, self.image_size, generator=generator)
         words = torch.randint(0, 50, (self.num_frames,), generator=generator).tolist()
         texts = {kind: f"{kind} " + " ".join(f"w{w}" for w in words) for kind in self.text_kinds}
-        return {"video": video, "texts": texts, "key": key}
+        sample = {"video": video, "texts": texts, "key": key}
+        if self.clips > 0:
+            per_clip = len(words) // self.clips
+            sample["sentences"] = [" ".join(f"w{w}" for w in words[i * per_clip: (i + 1) * per_clip])
+                                   for i in range(self.clips)]
+        return sample
 
 
 class CatchFailures(Dataset):
@@ -191,16 +198,21 @@ class CatchFailures(Dataset):
 
 def make_collate(tokenize: Callable[[list[str]], torch.Tensor], text_kinds: Sequence[str]):
     """Stacks videos and tokenizes each text kind (in the loader workers, off the training process); failed
-    samples go to batch["failed"]."""
+    samples go to batch["failed"]; multi-clip samples' per-clip sentences become "sentence_tokens" [B, M, L]."""
 
     def collate(samples: list[dict[str, Any] | BadSample]) -> dict[str, Any]:
         good = [s for s in samples if not isinstance(s, BadSample)]
-        return {
+        batch = {
             "video": torch.stack([s["video"] for s in good]) if good else None,
             "tokens": {kind: tokenize([s["texts"][kind] for s in good]) for kind in text_kinds} if good else {},
             "keys": torch.tensor([s["key"] for s in good], dtype=torch.long),
             "failed": [s for s in samples if isinstance(s, BadSample)],
         }
+        if good and "sentences" in good[0]:
+            clips = len(good[0]["sentences"])
+            flat = tokenize([sentence for s in good for sentence in s["sentences"]])
+            batch["sentence_tokens"] = flat.unflatten(0, (len(good), clips))
+        return batch
 
     return collate
 
@@ -260,6 +272,9 @@ def _concatenate(batch: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
     more.pop("failed", None)
     if batch["video"] is None:
         return more
-    return {"video": torch.cat([batch["video"], more["video"]]),
-            "tokens": {kind: torch.cat([batch["tokens"][kind], more["tokens"][kind]]) for kind in batch["tokens"]},
-            "keys": torch.cat([batch["keys"], more["keys"]])}
+    joined = {"video": torch.cat([batch["video"], more["video"]]),
+              "tokens": {kind: torch.cat([batch["tokens"][kind], more["tokens"][kind]]) for kind in batch["tokens"]},
+              "keys": torch.cat([batch["keys"], more["keys"]])}
+    if "sentence_tokens" in batch:
+        joined["sentence_tokens"] = torch.cat([batch["sentence_tokens"], more["sentence_tokens"]])
+    return joined

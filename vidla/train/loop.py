@@ -34,6 +34,7 @@ from vidla.train.config import TrainConfig
 from vidla.train.data import CatchFailures, RandomClips, ReplaceFailures, StepBatches, make_collate
 from vidla.train.distributed import World, average_gradients, close_world, init_world, mean_over_ranks
 from vidla.train.loss import MAX_LOGIT_SCALE, ContrastiveLoss
+from vidla.train.mtc import MultimodalTemporalContrastive
 from vidla.train.optim import build_optimizer, build_scheduler
 
 log = logging.getLogger(__name__)
@@ -48,14 +49,20 @@ class FeatureStep(nn.Module):
     """What DDP/FSDP wrap: one forward from a batch to video and text features (and the temperature, so every
     trained parameter is reached through the wrapped forward)."""
 
-    def __init__(self, model: VidLA):
+    def __init__(self, model: VidLA, clip_layer: int | None = None):
         super().__init__()
         self.model = model
+        self.clip_layer = clip_layer  # where multi-clip samples' clip features are read (None = last block)
 
-    def forward(self, video: torch.Tensor, tokens: dict[str, torch.Tensor]):
-        video_features = self.model.encode_video(video)
+    def forward(self, video: torch.Tensor, tokens: dict[str, torch.Tensor],
+                sentence_tokens: torch.Tensor | None = None):
         text_features = {kind: self.model.encode_text(ids) for kind, ids in tokens.items()}
-        return video_features, text_features, self.model.logit_scale
+        if sentence_tokens is None:
+            return self.model.encode_video(video), text_features, self.model.logit_scale
+        # multi-clip samples, sentences [B, M, L]: the clip features of both towers too, for the MTC loss
+        video_features, video_clips = self.model.encode_video_clips(video, sentence_tokens.shape[1], self.clip_layer)
+        text_clips = self.model.encode_text(sentence_tokens.flatten(0, 1)).unflatten(0, sentence_tokens.shape[:2])
+        return video_features, text_features, self.model.logit_scale, (video_clips, text_clips)
 
 
 def build_model(config: TrainConfig) -> VidLA:
@@ -72,7 +79,12 @@ def build_dataset(config: TrainConfig, model: VidLA) -> CatchFailures:
     d = config.data
     if d.random_clips > 0:
         kinds = d.text_kinds or ["caption", "subtitle"]
-        dataset = RandomClips(d.random_clips, d.num_frames, model.image_size, kinds)
+        dataset = RandomClips(d.random_clips, d.num_frames, model.image_size, kinds, d.clips)
+    elif d.clips > 0:
+        from vidla.train.clips import MultiClipSamples
+
+        dataset = MultiClipSamples(d.train, d.clips, d.num_frames, model.image_size, d.sampling, d.augment,
+                                   config.seed)
     else:
         from vidla.train.clips import ManifestClips
 
@@ -117,7 +129,7 @@ class Trainer:
         config = self.config
         _seed_everything(config.seed)
         model = build_model(config).to(world.device)
-        step_module = FeatureStep(model)
+        step_module = FeatureStep(model, config.loss.mtc_layer)
         wrapped = wrap(step_module, config, world)  # before the optimiser: FSDP replaces the parameters
         optimizer = build_optimizer(model, config.optim)
         scheduler = build_scheduler(optimizer, config.optim, config.steps)
@@ -139,13 +151,16 @@ class Trainer:
                             persistent_workers=config.data.workers > 0,
                             prefetch_factor=4 if config.data.workers > 0 else None)
         loss_fn = ContrastiveLoss(world, config.local_loss)
+        mtc_fn = temporal_contrastive(config, world)
         logger = _MetricsLog(self.output, config.tensorboard) if world.is_main else None
-        summary = self._loop(world, step_module, wrapped, loss_fn, optimizer, scheduler, iter(loader), start_step, logger)
+        summary = self._loop(world, step_module, wrapped, loss_fn, optimizer, scheduler, iter(loader), start_step, logger,
+                             mtc_fn)
         if logger:
             logger.close()
         return summary
 
-    def _loop(self, world, step_module, wrapped, loss_fn, optimizer, scheduler, batches, start_step, logger):
+    def _loop(self, world, step_module, wrapped, loss_fn, optimizer, scheduler, batches, start_step, logger,
+              mtc_fn=None):
         config, model = self.config, step_module.model
         autocast = torch.autocast(world.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
         bar = _progress(world.is_main and self.progress, start_step, config.steps)
@@ -158,10 +173,16 @@ class Trainer:
                 batch = self.replace_failures(next(batches))
                 video = batch["video"].to(world.device, non_blocking=True)
                 tokens = {k: v.to(world.device, non_blocking=True) for k, v in batch["tokens"].items()}
+                sentences = batch.get("sentence_tokens") if mtc_fn is not None else None
+                extra = () if sentences is None else (sentences.to(world.device, non_blocking=True),)
                 with _no_sync(wrapped, micro < config.accumulation - 1), autocast:
-                    video_features, text_features, scale = wrapped(video, tokens)
+                    video_features, text_features, scale, *clip_features = wrapped(video, tokens, *extra)
                 loss, parts = loss_fn(video_features.float(), {k: v.float() for k, v in text_features.items()},
                                       scale)
+                if clip_features:
+                    mtc = mtc_fn(*(f.float() for f in clip_features[0]),
+                                 generator=mtc_generator(config.seed, step, micro))
+                    loss, parts = loss + mtc, {**parts, "mtc": mtc}
                 (loss / config.accumulation).backward()
                 loss_sum += loss.detach() / config.accumulation
                 for kind, value in parts.items():
@@ -273,6 +294,20 @@ class Trainer:
             return {}
         d = self.config.data
         return validation_retrieval(model, d.val, self.text_kinds[0], d.num_frames, d.workers)
+
+
+def temporal_contrastive(config: TrainConfig, world: World) -> MultimodalTemporalContrastive | None:
+    """The MTC term when `loss.mtc_weight` > 0 (multi-clip samples), else None."""
+    c = config.loss
+    if c.mtc_weight <= 0:
+        return None
+    return MultimodalTemporalContrastive(world, config.local_loss, c.mtc_weight, c.mtc_temperature, c.mtc_anchors,
+                                         c.mtc_candidates, c.mtc_other_negatives)
+
+
+def mtc_generator(seed: int, step: int, micro: int) -> torch.Generator:
+    """The MTC draws of one micro-batch: fixed by (seed, step, micro), alike on every rank and on resume."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step, micro]).generate_state(1)[0]))
 
 
 def _no_sync(wrapped: nn.Module, skip_sync: bool):

@@ -29,6 +29,6 @@ def load(root: Path, split: str) -> BenchmarkSplit:
         # Downloads name files "v_<youtube id>" as the annotations do, or drop the "v_".
         path = finder.resolve(video_id, video_id, video_id.removeprefix("v_"))
         videos.append(ClipRecord(video=path, id=video_id, texts={"caption": " ".join(sentences)},
-                                 extra={"duration": item.get("duration"),
+                                 extra={"duration": item.get("duration"), "sentences": sentences,
                                         "timestamps": [item["timestamps"][i] for i in order]}))
     return retrieval_split(NAME, split, root, videos, finder)

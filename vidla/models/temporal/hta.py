@@ -53,6 +53,8 @@ class GlobalTokenDesign(TemporalDesign):
     """Global tokens + frame-local patches through CLIP's blocks, optionally with attention along time
     before every block. Subclasses define the global tokens, their mask rows and the read-out."""
 
+    frame_has_cls = False
+
     def __init__(self, vision: VisionConfig, num_frames: int, attention: str = "split",
                  temporal_attention: bool = True):
         super().__init__(vision, num_frames)
