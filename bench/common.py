@@ -29,3 +29,15 @@ def count_macs(forward: Callable[[], object]) -> int:
         F.scaled_dot_product_attention = original
     dense = sum(n for op, n in counter.get_flop_counts()["Global"].items() if "attention" not in str(op))
     return dense // 2 + attention
+
+
+def mean_ci(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
+    """Mean and the half-width of its t-interval (0 for a single value)."""
+    import statistics
+
+    from scipy import stats
+
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, 0.0
+    return mean, float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5)

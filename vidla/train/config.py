@@ -29,6 +29,7 @@ class DataSection:
     workers: int = 4
     random_clips: int = 0                 # > 0: random tensors instead of video files (benchmarks, tests)
     group_size: int = 1                   # keep runs of this many consecutive manifest records in one batch
+    uint8_frames: bool = False            # loader hands uint8 frames; normalised on the device (4x fewer bytes)
 
 
 @dataclass
@@ -41,6 +42,7 @@ class OptimSection:
     eps: float = 1e-6
     warmup_steps: int = 0
     clip_grad: float = 10.0               # max gradient norm; 0 = off
+    implementation: str = "auto"          # AdamW kernel: auto (fused on CUDA, foreach on CPU) | fused | foreach | for_loop
 
 
 @dataclass
@@ -62,6 +64,8 @@ class TrainConfig:
     log_every: int = 10
     val_every: int = 0                    # 0 = only at the end (when data.val is set)
     tensorboard: bool = True
+    compile: bool = False                 # torch.compile the video tower (eager, with a warning, if that fails)
+    attention_backends: list[str] | None = None  # restrict SDPA to these: flash | efficient | cudnn | math
 
     def validate(self, world_size: int = 1) -> None:
         per_step = world_size * self.accumulation

@@ -19,6 +19,7 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_
 from torch.utils.data import DataLoader
 
 import vidla
+from vidla.data.transforms import normalize
 from vidla.io import atomic_write
 from vidla.models import VidLA
 from vidla.models.factory import save_state_dict
@@ -28,6 +29,7 @@ from vidla.train.data import RandomClips, SkipFailures, StepBatches, make_collat
 from vidla.train.distributed import World, average_gradients, close_world, init_world, mean_over_ranks
 from vidla.train.loss import MAX_LOGIT_SCALE, ContrastiveLoss
 from vidla.train.optim import build_optimizer, build_scheduler
+from vidla.train.perf import CompileWithFallback, sdpa_backends
 
 log = logging.getLogger(__name__)
 _FULL_STATE = StateDictOptions(full_state_dict=True, cpu_offload=True)
@@ -41,12 +43,14 @@ class FeatureStep(nn.Module):
     """What DDP/FSDP wrap: one forward from a batch to video and text features (and the temperature, so every
     trained parameter is reached through the wrapped forward)."""
 
-    def __init__(self, model: VidLA):
+    def __init__(self, model: VidLA, compile: bool = False):
         super().__init__()
         self.model = model
+        # the video tower is most of a step's work: torch.compile it on request (eager if compiling fails)
+        self.encode_video = CompileWithFallback(model.encode_video) if compile else model.encode_video
 
     def forward(self, video: torch.Tensor, tokens: dict[str, torch.Tensor]):
-        video_features = self.model.encode_video(video)
+        video_features = self.encode_video(video)
         text_features = {kind: self.model.encode_text(ids) for kind, ids in tokens.items()}
         return video_features, text_features, self.model.logit_scale
 
@@ -67,7 +71,7 @@ def build_dataset(config: TrainConfig, model: VidLA):
         from vidla.train.clips import ManifestClips
 
         dataset = ManifestClips(d.train, d.text_kinds, d.num_frames, model.image_size, d.sampling, d.augment,
-                                config.seed)
+                                config.seed, uint8_frames=d.uint8_frames)
     return SkipFailures(dataset)
 
 
@@ -105,7 +109,7 @@ class Trainer:
         config = self.config
         _seed_everything(config.seed)
         model = build_model(config).to(world.device)
-        step_module = FeatureStep(model)
+        step_module = FeatureStep(model, compile=config.compile)
         wrapped = wrap(step_module, config, world)  # before the optimiser: FSDP replaces the parameters
         optimizer = build_optimizer(model, config.optim)
         scheduler = build_scheduler(optimizer, config.optim, config.steps)
@@ -140,8 +144,11 @@ class Trainer:
                 batch = next(batches)
                 skipped += batch["skipped"]
                 video = batch["video"].to(world.device, non_blocking=True)
+                if video.dtype == torch.uint8:  # data.uint8_frames: normalised here, on the device
+                    video = normalize(video)
                 tokens = {k: v.to(world.device, non_blocking=True) for k, v in batch["tokens"].items()}
-                with _no_sync(wrapped, micro < config.accumulation - 1), autocast:
+                with _no_sync(wrapped, micro < config.accumulation - 1), autocast, \
+                        sdpa_backends(config.attention_backends):
                     video_features, text_features, scale = wrapped(video, tokens)
                 loss, parts = loss_fn(video_features.float(), {k: v.float() for k, v in text_features.items()},
                                       scale)

@@ -1,0 +1,73 @@
+"""Performance options of the training loop: torch.compile with an eager fallback, the optimiser's kernel, and
+the scaled-dot-product-attention backends (docs/training.md, "Performance options")."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from typing import Any, Callable, Sequence
+
+import torch
+
+log = logging.getLogger(__name__)
+
+OPTIMIZER_IMPLEMENTATIONS = ("auto", "fused", "foreach", "for_loop")
+SDPA_BACKENDS = ("flash", "efficient", "cudnn", "math")
+
+
+class CompileWithFallback:
+    """`fn` compiled by torch.compile, falling back to `fn` itself, with a warning, when compiling fails: when
+    torch.compile raises, or when the first compiled call does (compilation is lazy: most failures, a missing C++
+    compiler or an unsupported op, surface there). Once a compiled call has succeeded, errors propagate."""
+
+    def __init__(self, fn: Callable[..., Any], **compile_options: Any):
+        self.eager, self.compiled_ok = fn, False
+        try:
+            self.compiled: Callable[..., Any] | None = torch.compile(fn, **compile_options)
+        except Exception as e:  # noqa: BLE001 - any failure to compile means: run eager
+            self._give_up(e)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.compiled is None:
+            return self.eager(*args, **kwargs)
+        if self.compiled_ok:
+            return self.compiled(*args, **kwargs)
+        try:
+            out = self.compiled(*args, **kwargs)
+        except Exception as e:  # noqa: BLE001
+            self._give_up(e)
+            return self.eager(*args, **kwargs)
+        self.compiled_ok = True
+        return out
+
+    def _give_up(self, error: Exception) -> None:
+        self.compiled = None
+        warnings.warn(f"torch.compile failed ({type(error).__name__}: {str(error)[:300]}); running eager",
+                      RuntimeWarning, stacklevel=3)
+
+
+def optimizer_options(implementation: str, device: torch.device) -> dict[str, bool]:
+    """AdamW's keyword arguments for an implementation. auto: the fused kernel on CUDA, the multi-tensor
+    (foreach) one on CPU (bench/optimizer.py: faster than the per-parameter loop there)."""
+    if implementation not in OPTIMIZER_IMPLEMENTATIONS:
+        raise ValueError(f"optimizer implementation must be one of {OPTIMIZER_IMPLEMENTATIONS}, got "
+                         f"{implementation!r}")
+    if implementation == "auto":
+        implementation = "fused" if device.type == "cuda" else "foreach"
+    return {"fused": {"fused": True}, "foreach": {"foreach": True}, "for_loop": {"foreach": False}}[implementation]
+
+
+def sdpa_backends(names: Sequence[str] | None):
+    """A context restricting scaled_dot_product_attention to these backends (None: torch's own choice).
+    With no "math" in the list, a call no fused kernel accepts raises instead of silently taking the slow path."""
+    if not names:
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    unknown = [n for n in names if n not in SDPA_BACKENDS]
+    if unknown:
+        raise ValueError(f"unknown attention backend(s) {unknown}; known: {SDPA_BACKENDS}")
+    table = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
+             "cudnn": SDPBackend.CUDNN_ATTENTION, "math": SDPBackend.MATH}
+    return sdpa_kernel([table[n] for n in names])
