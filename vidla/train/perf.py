@@ -35,6 +35,8 @@ class CompileWithFallback:
             return self.compiled(*args, **kwargs)
         try:
             out = self.compiled(*args, **kwargs)
+        except torch.cuda.OutOfMemoryError:  # not a compile failure: the batch is too large either way
+            raise
         except Exception as e:  # noqa: BLE001
             self._give_up(e)
             return self.eager(*args, **kwargs)
