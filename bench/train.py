@@ -51,6 +51,7 @@ class Bench:
         self.args, self.device, self.torch = args, device, torch
         self.model = vidla.create_model(args.model, temporal=args.temporal, num_frames=args.frames).to(device)
         self.model.set_grad_checkpointing(grad_checkpointing)
+        self.model.visual.channels_last = args.channels_last
         self.step_module = FeatureStep(self.model, compile=args.compile)
         self.optimizer = build_optimizer(self.model, OptimSection(lr=1e-5, implementation=args.optimizer))
         self.loss_fn = ContrastiveLoss()
@@ -137,6 +138,7 @@ def main() -> int:
     parser.add_argument("--grad-checkpointing", nargs="?", const="on", default="off", choices=["off", "on", "both"])
     parser.add_argument("--compile", action="store_true", help="torch.compile the video tower (config: compile)")
     parser.add_argument("--optimizer", default="auto", choices=["auto", "fused", "foreach", "for_loop"])
+    parser.add_argument("--channels-last", action="store_true", help="NHWC patch embedding (model.channels_last)")
     parser.add_argument("--uint8", action="store_true", help="uint8 clips on the host, normalised on the device")
     parser.add_argument("--attention-backends", nargs="+", default=None,
                         help="restrict SDPA to these (flash efficient cudnn math); without math, a call no fused "
@@ -160,7 +162,8 @@ def main() -> int:
     print(f"# training step benchmark: {name}, torch {torch.__version__}; bf16 peak "
           f"{f'{peak:g} TFLOP/s' if peak else 'unknown (pass --peak-tflops)'}; {args.model} {args.temporal}, "
           f"{args.frames} frames, {args.precision}, compile {'on' if args.compile else 'off'}, AdamW "
-          f"{args.optimizer}, {'uint8' if args.uint8 else 'float32'} clips, attention backends "
+          f"{args.optimizer}, {'uint8' if args.uint8 else 'float32'} clips, channels-last "
+          f"{'on' if args.channels_last else 'off'}, attention backends "
           f"{args.attention_backends or 'torch default'}\n")
     modes = {"off": [False], "on": [True], "both": [False, True]}[args.grad_checkpointing]
     if args.max_batch:
@@ -175,7 +178,7 @@ def main() -> int:
         bench = Bench(args, device, checkpointing)
         row = {"device": name, "model": args.model, "design": args.temporal, "frames": args.frames,
                "precision": args.precision, "grad_checkpointing": checkpointing, "compile": args.compile,
-               "optimizer": args.optimizer, "uint8": args.uint8, "attention_backends": args.attention_backends}
+               "optimizer": args.optimizer, "uint8": args.uint8, "channels_last": args.channels_last, "attention_backends": args.attention_backends}
         if args.max_batch:
             tried: list[tuple[int, bool]] = []
 

@@ -83,7 +83,7 @@ def test_attention_backends_restrict_sdpa():
 
 
 def test_training_with_the_options_on_equals_off(tmp_path, monkeypatch):
-    """uint8 frames normalised after the loader, the foreach AdamW, the video tower through torch.compile
+    """uint8 frames normalised after the loader, channels-last patch embedding, the foreach AdamW, the video tower through torch.compile
     (dynamo's trace with the eager backend: an inductor build takes minutes on this CPU) and SDPA restricted to
     its math kernel: the same weights after 2 steps as the default run."""
     compiled = []
@@ -99,6 +99,7 @@ def test_training_with_the_options_on_equals_off(tmp_path, monkeypatch):
               "steps=2", "batch_size=2", "precision=fp32", "checkpoint_every=2", "tensorboard=false"]
     options = {"off": ["optim.implementation=for_loop"],
                "on": ["data.uint8_frames=true", "optim.implementation=foreach", "compile=true",
+                      "model.channels_last=true",
                       "attention_backends=[math]"]}
     for name, extra in options.items():
         Trainer(load_train_config(None, [*common, *extra, f"output_dir={tmp_path / name}"]), progress=False).run()

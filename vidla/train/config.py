@@ -16,6 +16,7 @@ class ModelSection:
     temporal: str = "hta"
     temporal_options: dict[str, Any] = field(default_factory=dict)
     grad_checkpointing: bool = False
+    channels_last: bool = False           # patch embedding on NHWC images (for cuDNN; no gain on CPU)
 
 
 @dataclass

@@ -60,6 +60,7 @@ def build_model(config: TrainConfig) -> VidLA:
     model = vidla.create_model(m.name, temporal=m.temporal, num_frames=config.data.num_frames,
                                pretrained=m.pretrained, **m.temporal_options)
     model.set_grad_checkpointing(m.grad_checkpointing)
+    model.visual.channels_last = m.channels_last
     return model
 
 
