@@ -49,7 +49,9 @@ class Bench:
 
         torch.manual_seed(0)
         self.args, self.device, self.torch = args, device, torch
-        self.model = vidla.create_model(args.model, temporal=args.temporal, num_frames=args.frames).to(device)
+        options = {"attention": args.attention} if args.attention else {}
+        self.model = vidla.create_model(args.model, temporal=args.temporal, num_frames=args.frames,
+                                        **options).to(device)
         self.model.set_grad_checkpointing(grad_checkpointing)
         self.model.visual.channels_last = args.channels_last
         self.step_module = FeatureStep(self.model, compile=args.compile)
@@ -132,6 +134,8 @@ def main() -> int:
     parser.add_argument("--model", default="vidla-b32")
     parser.add_argument("--temporal", default="hta")
     parser.add_argument("--frames", type=int, default=12)
+    parser.add_argument("--attention", choices=["split", "dense"], default=None,
+                        help="global-token designs: split attention (default) or the dense masked reference")
     parser.add_argument("--batch", type=int, default=None, help="default: 32 on GPU, 4 on CPU")
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default: 10 GPU, 3 CPU)")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default=None, help="default: bf16 GPU, fp32 CPU")
@@ -160,7 +164,8 @@ def main() -> int:
     name = torch.cuda.get_device_name(device) if cuda else f"CPU ({torch.get_num_threads()} threads)"
     peak = peak_tflops(name, args.peak_tflops) if cuda else args.peak_tflops
     print(f"# training step benchmark: {name}, torch {torch.__version__}; bf16 peak "
-          f"{f'{peak:g} TFLOP/s' if peak else 'unknown (pass --peak-tflops)'}; {args.model} {args.temporal}, "
+          f"{f'{peak:g} TFLOP/s' if peak else 'unknown (pass --peak-tflops)'}; {args.model} {args.temporal}"
+          f"{f' ({args.attention} attention)' if args.attention else ''}, "
           f"{args.frames} frames, {args.precision}, compile {'on' if args.compile else 'off'}, AdamW "
           f"{args.optimizer}, {'uint8' if args.uint8 else 'float32'} clips, channels-last "
           f"{'on' if args.channels_last else 'off'}, attention backends "
@@ -176,7 +181,8 @@ def main() -> int:
         print("|---|---|---|---|---|---|---|---|---|")
     for checkpointing in modes:
         bench = Bench(args, device, checkpointing)
-        row = {"device": name, "model": args.model, "design": args.temporal, "frames": args.frames,
+        row = {"device": name, "model": args.model, "design": args.temporal, "attention": args.attention,
+               "frames": args.frames,
                "precision": args.precision, "grad_checkpointing": checkpointing, "compile": args.compile,
                "optimizer": args.optimizer, "uint8": args.uint8, "channels_last": args.channels_last, "attention_backends": args.attention_backends}
         if args.max_batch:
