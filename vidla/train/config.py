@@ -43,7 +43,7 @@ class OptimSection:
     eps: float = 1e-6
     warmup_steps: int = 0
     clip_grad: float = 10.0               # max gradient norm; 0 = off
-    implementation: str = "auto"          # AdamW kernel: auto (fused on CUDA, foreach on CPU) | fused | foreach | for_loop
+    implementation: str = "auto"          # AdamW kernel: auto (fused; foreach under FSDP) | fused | foreach | for_loop
 
 
 @dataclass

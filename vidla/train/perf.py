@@ -49,14 +49,15 @@ class CompileWithFallback:
                       RuntimeWarning, stacklevel=3)
 
 
-def optimizer_options(implementation: str, device: torch.device) -> dict[str, bool]:
-    """AdamW's keyword arguments for an implementation. auto: the fused kernel on CUDA, the multi-tensor
-    (foreach) one on CPU (bench/optimizer.py: faster than the per-parameter loop there)."""
+def optimizer_options(implementation: str, sharded: bool = False) -> dict[str, bool]:
+    """AdamW's keyword arguments for an implementation. auto: the fused kernel (on a CPU 5.6x faster than
+    torch's default per-parameter loop for vidla-b32, docs/benchmarks.md; on CUDA one kernel for all
+    parameters), or the multi-tensor (foreach) kernels for FSDP's sharded parameters (`sharded`)."""
     if implementation not in OPTIMIZER_IMPLEMENTATIONS:
         raise ValueError(f"optimizer implementation must be one of {OPTIMIZER_IMPLEMENTATIONS}, got "
                          f"{implementation!r}")
     if implementation == "auto":
-        implementation = "fused" if device.type == "cuda" else "foreach"
+        implementation = "foreach" if sharded else "fused"
     return {"fused": {"fused": True}, "foreach": {"foreach": True}, "for_loop": {"foreach": False}}[implementation]
 
 
