@@ -13,7 +13,8 @@ normalised on the device (`data.uint8_frames=true`).
 
 The footage is 720p H.264 (x264 veryfast, CRF 20, 25 fps, keyframe every 2 s, the synthetic panned noise of
 bench/decode.py), generated once into --footage; clips are --clip-seconds windows spread over the videos.
-A second table isolates what moving a batch between processes costs: the same loader over a dataset that
+CPU seconds per clip (this process and its workers, user + system) do not depend on what else the machine
+runs, unlike clips/s: 1 / CPU s per clip is what one core free for a worker delivers. A second table isolates what moving a batch between processes costs: the same loader over a dataset that
 returns a fixed, ready tensor (no decoding), float32 against uint8.
 """
 
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import sys
 import tempfile
@@ -69,14 +71,24 @@ def make_loader(dataset: Dataset, batch: int, batches: int, workers: int, tokeni
                       prefetch_factor=4 if workers > 0 else None)
 
 
-def clips_per_second(loader: DataLoader) -> tuple[float, int]:
+def clips_per_second(loader: DataLoader) -> tuple[float, int, float]:
     """Clips/s from asking for the first batch to receiving the last (worker start-up included: it is small
-    with fork and shrinks with more batches), and bytes of video per clip."""
+    with fork and shrinks with more batches), bytes of video per clip, and CPU seconds per clip spent by this
+    process and its workers (user + system; the workers are counted once they have exited, at the end)."""
+    before = _cpu_seconds()
     started, clips = time.perf_counter(), 0
-    for item in loader:
+    iterator = iter(loader)
+    for item in iterator:
         clips += item["video"].shape[0]
         size = item["video"][0].numel() * item["video"].element_size()
-    return clips / (time.perf_counter() - started), size
+    elapsed = time.perf_counter() - started
+    del iterator  # joins the workers, so that their CPU time is counted
+    return clips / elapsed, size, (_cpu_seconds() - before) / clips
+
+
+def _cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 class ReadyClips(Dataset):
@@ -140,27 +152,30 @@ def main() -> int:
     stages = stage_times(datasets[args.formats[0]], 4)
     print(f"one process, seconds per clip: sample + decode {stages['decode_s']:.3f}, "
           f"crop/resize/flip/normalise {stages['transform_s']:.3f}\n")
-    print("| frames | workers | clips/s total | clips/s per worker | MB per clip |")
-    print("|---|---|---|---|---|")
+    print("| frames | workers | clips/s total | clips/s per worker | CPU s per clip | clips/s per free core "
+          "| MB per clip |")
+    print("|---|---|---|---|---|---|---|")
     for fmt in args.formats:
         for workers in args.workers:
             loader = make_loader(SkipFailures(datasets[fmt]), args.batch, args.batches, workers, tokenizer)
-            rate, size = clips_per_second(loader)
-            rows.append(dict(table="clips", frames=fmt, workers=workers, clips_per_s=rate, bytes_per_clip=size))
+            rate, size, cpu = clips_per_second(loader)
+            rows.append(dict(table="clips", frames=fmt, workers=workers, clips_per_s=rate, bytes_per_clip=size,
+                             cpu_s_per_clip=cpu))
             per_worker = rate / max(workers, 1)
-            print(f"| {fmt} | {workers} | {rate:.2f} | {per_worker:.2f} | {size / 1e6:.1f} |", flush=True)
+            print(f"| {fmt} | {workers} | {rate:.2f} | {per_worker:.2f} | {cpu:.3f} | {1 / cpu:.2f} | "
+                  f"{size / 1e6:.1f} |", flush=True)
     if args.ipc_batches:
         print("\ntransfer only (a ready tensor per clip, no decoding): what the workers' batches cost to move")
-        print("| frames | workers | clips/s | ms per clip |")
-        print("|---|---|---|---|")
+        print("| frames | workers | clips/s | ms per clip | CPU ms per clip |")
+        print("|---|---|---|---|---|")
         for fmt, dtype in (("float", torch.float32), ("uint8", torch.uint8)):
             for workers in [w for w in args.workers if w > 0]:
                 ready = ReadyClips(args.batch * args.ipc_batches, args.frames, args.image_size, dtype)
-                rates = [clips_per_second(make_loader(ready, args.batch, args.ipc_batches, workers, tokenizer))[0]
-                         for _ in range(3)]
-                rate = statistics.median(rates)
-                rows.append(dict(table="transfer", frames=fmt, workers=workers, clips_per_s=rate))
-                print(f"| {fmt} | {workers} | {rate:.0f} | {1000 / rate:.2f} |", flush=True)
+                runs = [clips_per_second(make_loader(ready, args.batch, args.ipc_batches, workers, tokenizer))
+                        for _ in range(3)]
+                rate, cpu = statistics.median(r[0] for r in runs), statistics.median(r[2] for r in runs)
+                rows.append(dict(table="transfer", frames=fmt, workers=workers, clips_per_s=rate, cpu_s_per_clip=cpu))
+                print(f"| {fmt} | {workers} | {rate:.0f} | {1000 / rate:.2f} | {1000 * cpu:.2f} |", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": f"{platform.machine()}, {cores} cores", "stages": stages, "rows": rows}, f,

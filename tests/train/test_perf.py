@@ -14,7 +14,8 @@ from vidla.data.temporal_synth import generate
 from vidla.train.config import OptimSection, load_train_config
 from vidla.train.loop import Trainer
 from vidla.train.optim import build_optimizer
-from vidla.train.perf import CompileWithFallback, optimizer_options, sdpa_backends
+from vidla.data.transforms import normalize
+from vidla.train.perf import CompileWithFallback, DevicePrefetcher, optimizer_options, sdpa_backends
 
 
 def _tiny():
@@ -82,8 +83,18 @@ def test_attention_backends_restrict_sdpa():
         sdpa_backends(["xformers"])
 
 
+def test_device_prefetcher_yields_every_batch_in_order_normalised():
+    frames = [torch.randint(0, 256, (2, 3, 3, 4, 4), dtype=torch.uint8) for _ in range(3)]
+    batches = [{"video": f, "tokens": {"caption": torch.full((2, 5), i)}, "skipped": i} for i, f in enumerate(frames)]
+    out = list(DevicePrefetcher(iter(batches), torch.device("cpu")))
+    assert [b["skipped"] for b in out] == [0, 1, 2]
+    for batch, f in zip(out, frames):
+        assert batch["video"].dtype == torch.float32 and torch.equal(batch["video"], normalize(f))
+    assert list(DevicePrefetcher(iter([]), torch.device("cpu"))) == []
+
+
 def test_training_with_the_options_on_equals_off(tmp_path, monkeypatch):
-    """uint8 frames normalised after the loader, channels-last patch embedding, the fused AdamW, the video tower
+    """uint8 frames normalised after the loader, batches prefetched to the device, channels-last patch embedding, the fused AdamW, the video tower
     through torch.compile (dynamo's trace with the eager backend: an inductor build takes minutes on this CPU)
     and SDPA restricted to its math kernel: the same weights after 2 steps as a run with them all off."""
     compiled = []
@@ -98,7 +109,7 @@ def test_training_with_the_options_on_equals_off(tmp_path, monkeypatch):
     common = ["model.name=vidla-tiny", f"data.train={paths['train']}", "data.num_frames=2", "data.workers=0",
               "steps=2", "batch_size=2", "precision=fp32", "checkpoint_every=2", "tensorboard=false"]
     options = {"off": ["optim.implementation=for_loop"],
-               "on": ["data.uint8_frames=true", "optim.implementation=fused", "compile=true",
+               "on": ["data.uint8_frames=true", "data.prefetch_to_device=true", "optim.implementation=fused", "compile=true",
                       "model.channels_last=true",
                       "attention_backends=[math]"]}
     for name, extra in options.items():

@@ -31,6 +31,7 @@ class DataSection:
     random_clips: int = 0                 # > 0: random tensors instead of video files (benchmarks, tests)
     group_size: int = 1                   # keep runs of this many consecutive manifest records in one batch
     uint8_frames: bool = False            # loader hands uint8 frames; normalised on the device (4x fewer bytes)
+    prefetch_to_device: bool = False      # copy the next batch to the GPU on a side stream during the step
 
 
 @dataclass

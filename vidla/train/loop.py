@@ -19,7 +19,6 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_
 from torch.utils.data import DataLoader
 
 import vidla
-from vidla.data.transforms import normalize
 from vidla.io import atomic_write
 from vidla.models import VidLA
 from vidla.models.factory import save_state_dict
@@ -29,7 +28,7 @@ from vidla.train.data import RandomClips, SkipFailures, StepBatches, make_collat
 from vidla.train.distributed import World, average_gradients, close_world, init_world, mean_over_ranks
 from vidla.train.loss import MAX_LOGIT_SCALE, ContrastiveLoss
 from vidla.train.optim import build_optimizer, build_scheduler
-from vidla.train.perf import CompileWithFallback, sdpa_backends
+from vidla.train.perf import CompileWithFallback, DevicePrefetcher, batch_to_device, sdpa_backends
 
 log = logging.getLogger(__name__)
 _FULL_STATE = StateDictOptions(full_state_dict=True, cpu_offload=True)
@@ -128,7 +127,8 @@ class Trainer:
                             prefetch_factor=4 if config.data.workers > 0 else None)
         loss_fn = ContrastiveLoss(world, config.local_loss)
         logger = _MetricsLog(self.output, config.tensorboard) if world.is_main else None
-        summary = self._loop(world, step_module, wrapped, loss_fn, optimizer, scheduler, iter(loader), start_step, logger)
+        batches = DevicePrefetcher(iter(loader), world.device) if config.data.prefetch_to_device else iter(loader)
+        summary = self._loop(world, step_module, wrapped, loss_fn, optimizer, scheduler, batches, start_step, logger)
         if logger:
             logger.close()
         return summary
@@ -144,10 +144,8 @@ class Trainer:
             for micro in range(config.accumulation):
                 batch = next(batches)
                 skipped += batch["skipped"]
-                video = batch["video"].to(world.device, non_blocking=True)
-                if video.dtype == torch.uint8:  # data.uint8_frames: normalised here, on the device
-                    video = normalize(video)
-                tokens = {k: v.to(world.device, non_blocking=True) for k, v in batch["tokens"].items()}
+                batch = batch_to_device(batch, world.device)  # uint8 frames are normalised there
+                video, tokens = batch["video"], batch["tokens"]
                 with _no_sync(wrapped, micro < config.accumulation - 1), autocast, \
                         sdpa_backends(config.attention_backends):
                     video_features, text_features, scale = wrapped(video, tokens)

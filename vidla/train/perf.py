@@ -1,12 +1,13 @@
-"""Performance options of the training loop: torch.compile with an eager fallback, the optimiser's kernel, and
-the scaled-dot-product-attention backends (docs/training.md, "Performance options")."""
+"""Performance options of the training loop: torch.compile with an eager fallback, the optimiser's kernel, the
+scaled-dot-product-attention backends, and batches moved to the device ahead of time (docs/training.md,
+"Performance options")."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import warnings
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
@@ -74,3 +75,48 @@ def sdpa_backends(names: Sequence[str] | None):
     table = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
              "cudnn": SDPBackend.CUDNN_ATTENTION, "math": SDPBackend.MATH}
     return sdpa_kernel([table[n] for n in names])
+
+
+def batch_to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """The training batch's video and tokens on the device (non-blocking from pinned memory); uint8 frames
+    (`data.uint8_frames`) normalised there."""
+    from vidla.data.transforms import normalize
+
+    video = batch["video"].to(device, non_blocking=True)
+    if video.dtype == torch.uint8:
+        video = normalize(video)
+    tokens = {kind: ids.to(device, non_blocking=True) for kind, ids in batch["tokens"].items()}
+    return {**batch, "video": video, "tokens": tokens}
+
+
+class DevicePrefetcher:
+    """Batches already on the device (`data.prefetch_to_device`): on CUDA, batch i+1 is copied and normalised on
+    a side stream while step i computes, so the copy leaves the training stream's critical path. On a CPU the
+    batches are only prepared one step ahead."""
+
+    def __init__(self, batches: Iterator[dict[str, Any]], device: torch.device):
+        self.batches, self.device = batches, device
+        self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+        self.ahead = self._load()
+
+    def _load(self) -> dict[str, Any] | None:
+        batch = next(self.batches, None)
+        if batch is None or self.stream is None:
+            return None if batch is None else batch_to_device(batch, self.device)
+        with torch.cuda.stream(self.stream):
+            return batch_to_device(batch, self.device)
+
+    def __iter__(self) -> "DevicePrefetcher":
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        if self.ahead is None:
+            raise StopIteration
+        batch = self.ahead
+        if self.stream is not None:
+            current = torch.cuda.current_stream(self.device)
+            current.wait_stream(self.stream)  # the copy is done before the step uses it
+            for tensor in [batch["video"], *batch["tokens"].values()]:
+                tensor.record_stream(current)  # its memory is not reused while the step runs
+        self.ahead = self._load()
+        return batch
