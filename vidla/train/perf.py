@@ -5,13 +5,10 @@ scaled-dot-product-attention backends, and batches moved to the device ahead of 
 from __future__ import annotations
 
 import contextlib
-import logging
 import warnings
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
-
-log = logging.getLogger(__name__)
 
 OPTIMIZER_IMPLEMENTATIONS = ("auto", "fused", "foreach", "for_loop")
 SDPA_BACKENDS = ("flash", "efficient", "cudnn", "math")
@@ -20,7 +17,9 @@ SDPA_BACKENDS = ("flash", "efficient", "cudnn", "math")
 class CompileWithFallback:
     """`fn` compiled by torch.compile, falling back to `fn` itself, with a warning, when compiling fails: when
     torch.compile raises, or when the first compiled call does (compilation is lazy: most failures, a missing C++
-    compiler or an unsupported op, surface there). Once a compiled call has succeeded, errors propagate."""
+    compiler or an unsupported op, surface there). Once a compiled call has succeeded, errors propagate, and so
+    does an out-of-memory error (not a compiler's fault). The backward graph is compiled at the first backward
+    pass, outside this guard: a failure there stops the run with torch's own message."""
 
     def __init__(self, fn: Callable[..., Any], **compile_options: Any):
         self.eager, self.compiled_ok = fn, False
