@@ -40,7 +40,8 @@ def mean_ci(values: list[float], confidence: float = 0.95) -> tuple[float, float
     mean = statistics.fmean(values)
     if len(values) < 2:
         return mean, 0.0
-    return mean, float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5)
+    t = stats.t.ppf(0.5 + confidence / 2, len(values) - 1)
+    return mean, float(t * statistics.stdev(values) / len(values) ** 0.5)
 
 
 # Dense (no sparsity) bf16 tensor-core peaks from the vendors' data sheets, in TFLOP/s, matched in order against

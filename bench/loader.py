@@ -4,18 +4,21 @@ against the clips/s a GPU trains at (bench/train.py).
     python bench/loader.py                            # workers 0 1 2, float and uint8 frames, 720p footage
     python bench/loader.py --workers 0 4 8 16 --batches 20 --json loader.json     # on a bigger machine
 
-Clips/s runs from asking for the first batch to receiving the last, so use a number of batches that is a
-multiple of the workers and several times their count. A clip is what a training step consumes: the training path itself (ManifestClips -> SkipFailures -> StepBatches
--> DataLoader with the training collate), so each clip is opened, 12 frames sampled uniformly over its window,
+A clip is what a training step consumes, through the training path itself (ManifestClips -> SkipFailures ->
+StepBatches -> DataLoader with the training collate): each clip is opened, 12 frames sampled uniformly over its window,
 decoded, randomly cropped (scale 1.0 or 0.8 of 720 px), resized to 224, flipped, and its two texts tokenized.
 `float` hands the model normalised float32 frames (7.2 MB a clip); `uint8` hands uint8 frames (1.8 MB) to be
 normalised on the device (`data.uint8_frames=true`).
 
 The footage is 720p H.264 (x264 veryfast, CRF 20, 25 fps, keyframe every 2 s, the synthetic panned noise of
-bench/decode.py), generated once into --footage; clips are --clip-seconds windows spread over the videos.
-CPU seconds per clip (this process and its workers, user + system) do not depend on what else the machine
-runs, unlike clips/s: 1 / CPU s per clip is what one core free for a worker delivers. A second table isolates what moving a batch between processes costs: the same loader over a dataset that
-returns a fixed, ready tensor (no decoding), float32 against uint8.
+bench/decode.py, whose generator also writes a copy with 250-frame keyframe intervals, unused here), generated
+once into --footage; clips are --clip-seconds windows, overlapping by half.
+
+Clips/s runs from asking for the first batch to receiving the last, so use a number of batches that is a
+multiple of the workers and several times their count. CPU seconds per clip (this process and its workers,
+user + system) do not depend on what else the machine runs, unlike clips/s: 1 / CPU s per clip is what one core
+free for a worker delivers. A second table isolates what moving a batch between processes costs: the same loader
+over a dataset that returns a fixed, ready tensor (no decoding), float32 against uint8.
 """
 
 from __future__ import annotations

@@ -184,7 +184,8 @@ def main() -> int:
         row = {"device": name, "model": args.model, "design": args.temporal, "attention": args.attention,
                "frames": args.frames,
                "precision": args.precision, "grad_checkpointing": checkpointing, "compile": args.compile,
-               "optimizer": args.optimizer, "uint8": args.uint8, "channels_last": args.channels_last, "attention_backends": args.attention_backends}
+               "optimizer": args.optimizer, "uint8": args.uint8, "channels_last": args.channels_last,
+               "attention_backends": args.attention_backends}
         if args.max_batch:
             tried: list[tuple[int, bool]] = []
 

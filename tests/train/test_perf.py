@@ -93,10 +93,11 @@ def test_device_prefetcher_yields_every_batch_in_order_normalised():
     assert list(DevicePrefetcher(iter([]), torch.device("cpu"))) == []
 
 
-def test_training_with_the_options_on_equals_off(tmp_path, monkeypatch):
-    """uint8 frames normalised after the loader, batches prefetched to the device, channels-last patch embedding, the fused AdamW, the video tower
-    through torch.compile (dynamo's trace with the eager backend: an inductor build takes minutes on this CPU)
-    and SDPA restricted to its math kernel: the same weights after 2 steps as a run with them all off."""
+def test_training_with_the_options_on_equals_off(tmp_path, monkeypatch, recwarn):
+    """uint8 frames normalised after the loader, batches prefetched to the device, channels-last patch embedding,
+    the fused AdamW, the video tower through torch.compile (dynamo's trace with the eager backend: an inductor
+    build takes minutes on this CPU) and SDPA restricted to its math kernel: the same weights after 2 steps as a
+    run with them all off."""
     compiled = []
     original = torch.compile
 
@@ -109,12 +110,11 @@ def test_training_with_the_options_on_equals_off(tmp_path, monkeypatch):
     common = ["model.name=vidla-tiny", f"data.train={paths['train']}", "data.num_frames=2", "data.workers=0",
               "steps=2", "batch_size=2", "precision=fp32", "checkpoint_every=2", "tensorboard=false"]
     options = {"off": ["optim.implementation=for_loop"],
-               "on": ["data.uint8_frames=true", "data.prefetch_to_device=true", "optim.implementation=fused", "compile=true",
-                      "model.channels_last=true",
-                      "attention_backends=[math]"]}
+               "on": ["data.uint8_frames=true", "data.prefetch_to_device=true", "optim.implementation=fused",
+                      "compile=true", "model.channels_last=true", "attention_backends=[math]"]}
     for name, extra in options.items():
         Trainer(load_train_config(None, [*common, *extra, f"output_dir={tmp_path / name}"]), progress=False).run()
-    assert len(compiled) == 1
+    assert len(compiled) == 1 and not [w for w in recwarn if "torch.compile failed" in str(w.message)]
     off, on = (load_file(tmp_path / name / "model.safetensors") for name in ("off", "on"))
     assert off.keys() == on.keys()
     for key in off:
