@@ -58,11 +58,15 @@ class Bench:
         self.optimizer = build_optimizer(self.model, OptimSection(lr=1e-5, implementation=args.optimizer))
         self.loss_fn = ContrastiveLoss()
 
-    def inputs(self, batch: int):
+    def inputs(self, batch: int, on_device: bool = False):
+        """Random clips, in pinned host memory on CUDA (the step copies them), or made on the device directly
+        (the batch search: tens of GB of clips would take minutes to make and pin on the host)."""
         torch, size = self.torch, self.model.image_size
         shape = (batch, self.args.frames, 3, size, size)
-        video = torch.randint(0, 256, shape, dtype=torch.uint8) if self.args.uint8 else torch.randn(shape)
-        if self.device.type == "cuda":
+        where = self.device if on_device else "cpu"
+        video = torch.randint(0, 256, shape, dtype=torch.uint8, device=where) if self.args.uint8 else \
+            torch.randn(shape, device=where)
+        if self.device.type == "cuda" and not on_device:
             video = video.pin_memory()
         tokens = {kind: self.model.tokenize([f"{kind} number {i} of a batch of clips" for i in range(batch)])
                   for kind in ("caption", "subtitle")}
@@ -90,7 +94,7 @@ class Bench:
         """One step at this batch, False when it runs out of device memory."""
         torch = self.torch
         try:
-            self.step(*self.inputs(batch))
+            self.step(*self.inputs(batch, on_device=True))
             return True
         except torch.cuda.OutOfMemoryError:
             self.optimizer.zero_grad(set_to_none=True)
