@@ -1,5 +1,5 @@
-"""Every GPU measurement of issue 16 in one run (about 7 minutes on one H100/H200-class GPU), tables to stdout
-and to a Markdown file.
+"""Every GPU measurement of issue 16 in one run (planned for about 7 minutes on one H100/H200-class GPU; a 450 s
+budget stops it in time), tables to stdout and to a Markdown file.
 
     python bench/gpu_all.py --out $OUT/gpu_all.md      # on the GPU machine (bench/gpu_all.sh wraps this)
     python bench/gpu_all.py --smoke                     # the same steps at toy sizes, on a CPU: checks the script

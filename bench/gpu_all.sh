@@ -1,5 +1,6 @@
 #!/bin/bash
-# Every GPU measurement of issue 16 in one run (about 7 minutes on one H100/H200): tables to stdout and to
+# Every GPU measurement of issue 16 in one run (planned for about 7 minutes on one H100/H200, stopped by a 450 s
+# budget): tables to stdout and to
 # $OUT/gpu_all.md (or ./gpu_all.md). On this project's device machine (python3 with CUDA torch, no PyAV/ftfy):
 #   here, once:      bash bench/gpu_wheels.sh            # downloads vidla's missing wheels into .whl/ (36 MB)
 #   device tool:     run(command="bash bench/gpu_all.sh", carry=[".whl"], timeout_s=600)
