@@ -121,3 +121,21 @@ def test_video_transform_is_picklable_and_equivalent():
     transform = pickle.loads(pickle.dumps(VideoTransform(16)))
     assert torch.equal(transform(_frames()), preprocess_video(_frames(), 16))
     assert "train=False" in repr(transform)
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_uint8_output_normalised_later_equals_the_float_output(train):
+    """data.uint8_frames: the loader hands uint8 frames and the device normalises them; the model must see the
+    same tensor as from the float path (the same crop and flip, drawn from the same generator state)."""
+    frames = torch.stack([_frames(t=4, h=72, w=128, seed=s) for s in range(2)])  # two views, [2, 4, 72, 128, 3]
+    for seed in range(4):
+        floats = VideoTransform(32, train=train)(frames, torch.Generator().manual_seed(seed))
+        small = VideoTransform(32, train=train, normalized=False)(frames, torch.Generator().manual_seed(seed))
+        assert small.dtype == torch.uint8 and small.shape == floats.shape == (2, 4, 3, 32, 32)
+        # an independent reference for the normalisation: CLIP's (x / 255 - mean) / std written out
+        mean, std = torch.tensor(CLIP_MEAN).view(3, 1, 1), torch.tensor(CLIP_STD).view(3, 1, 1)
+        torch.testing.assert_close(normalize(small), floats, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close((small.float() / 255 - mean) / std, floats, rtol=1e-5, atol=1e-5)
+    # no resize (frames already S x S): the uint8 path passes the pixels through untouched
+    square = _frames(t=2, h=32, w=32)
+    assert torch.equal(preprocess_video(square, 32, normalized=False), square.permute(0, 3, 1, 2))

@@ -25,6 +25,7 @@ class VisionTransformer(nn.Module):
                                        config.layer_norm_eps)
         self.ln_post = LayerNorm(width, eps=config.layer_norm_eps)
         self.proj = nn.Parameter(torch.empty(width, output_dim))
+        self.channels_last = False  # patch embedding on NHWC images (cuDNN's layout for bf16); an option
         self.init_weights()
 
     def init_weights(self) -> None:
@@ -45,7 +46,10 @@ class VisionTransformer(nn.Module):
         if images.shape[-2:] != (size, size):
             raise ValueError(f"expected {size}x{size} images, got {tuple(images.shape[-2:])}; "
                              "resize with vidla's preprocessing for this model")
-        x = self.conv1(images.to(self.conv1.weight.dtype)).flatten(2).transpose(1, 2)
+        images = images.to(self.conv1.weight.dtype)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        x = self.conv1(images).flatten(2).transpose(1, 2)
         return x + self.positional_embedding[1:].to(x.dtype)
 
     def cls_token(self, batch: int, dtype: torch.dtype) -> torch.Tensor:

@@ -17,6 +17,7 @@ class ModelSection:
     temporal: str = "hta"
     temporal_options: dict[str, Any] = field(default_factory=dict)
     grad_checkpointing: bool = False
+    channels_last: bool = False           # patch embedding on NHWC images (for cuDNN; no gain on CPU)
 
 
 @dataclass
@@ -32,6 +33,8 @@ class DataSection:
     group_size: int = 1                   # keep runs of this many consecutive manifest records in one batch
     max_bad_fraction: float = 0.5         # stop once more than this fraction of the clips tried failed to load
     clips: int = 0                        # > 0: multi-clip samples (docs/training.md), num_frames / clips frames each
+    uint8_frames: bool = False            # loader hands uint8 frames; normalised on the device (4x fewer bytes)
+    prefetch_to_device: bool = False      # copy the next batch to the GPU on a side stream during the step
 
 
 @dataclass
@@ -44,6 +47,7 @@ class OptimSection:
     eps: float = 1e-6
     warmup_steps: int = 0
     clip_grad: float = 10.0               # max gradient norm; 0 = off
+    implementation: str = "auto"          # AdamW kernel: auto (fused; foreach under FSDP) | fused | foreach | for_loop
 
 
 @dataclass
@@ -78,6 +82,8 @@ class TrainConfig:
     val_every: int = 0                    # 0 = only at the end (when data.val is set)
     tensorboard: bool = True
     threads: int | None = None            # CPU threads per process (torch.set_num_threads); None: torch's default
+    compile: bool = False                 # torch.compile the video tower (eager, with a warning, if that fails)
+    attention_backends: list[str] | None = None  # restrict SDPA to these: flash | efficient | cudnn | math
 
     def validate(self, world_size: int = 1) -> None:
         """Range checks of every value; a ConfigError names the field."""
@@ -99,11 +105,14 @@ class TrainConfig:
 
 
 _CHOICES = {"precision": ("bf16", "fp32"), "strategy": ("ddp", "fsdp"),
-            "data.sampling": ("uniform", "random", "dense", "fps")}
+            "data.sampling": ("uniform", "random", "dense", "fps"),
+            "optim.implementation": ("auto", "fused", "foreach", "for_loop")}
 _POSITIVE = ("steps", "batch_size", "accumulation", "checkpoint_every", "log_every", "data.num_frames",
-             "data.group_size", "threads")
+             "data.group_size", "threads", "loss.mtc_anchors", "loss.mtc_candidates")
 _NON_NEGATIVE = ("keep_checkpoints", "val_every", "seed", "data.workers", "data.random_clips", "optim.lr",
-                 "optim.temporal_lr", "optim.min_lr", "optim.weight_decay", "optim.warmup_steps", "optim.clip_grad")
+                 "optim.temporal_lr", "optim.min_lr", "optim.weight_decay", "optim.warmup_steps", "optim.clip_grad",
+                 "data.clips", "loss.mtc_weight", "loss.mtc_other_negatives")
+_ATTENTION_BACKENDS = ("flash", "efficient", "cudnn", "math")
 
 
 def _check_ranges(config: TrainConfig) -> None:
@@ -123,6 +132,13 @@ def _check_ranges(config: TrainConfig) -> None:
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
                 or value < (1 if positive else 0):
             raise ConfigError(f"{name}: must be {'positive' if positive else 'zero or more'}, got {value!r}")
+    if not (isinstance(config.loss.mtc_temperature, (int, float)) and config.loss.mtc_temperature > 0):
+        raise ConfigError(f"loss.mtc_temperature: must be a positive number, got {config.loss.mtc_temperature!r}")
+    backends = config.attention_backends
+    if backends is not None and (not isinstance(backends, list) or not backends
+                                 or any(b not in _ATTENTION_BACKENDS for b in backends)):
+        raise ConfigError(f"attention_backends: must be a non-empty list of {', '.join(_ATTENTION_BACKENDS)}, "
+                          f"got {backends!r}")
     if not 0 <= config.data.max_bad_fraction < 1:
         raise ConfigError(f"data.max_bad_fraction: must be in [0, 1), got {config.data.max_bad_fraction!r}")
     optim = config.optim

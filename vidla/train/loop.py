@@ -36,6 +36,7 @@ from vidla.train.distributed import World, average_gradients, close_world, init_
 from vidla.train.loss import MAX_LOGIT_SCALE, ContrastiveLoss
 from vidla.train.mtc import MultimodalTemporalContrastive
 from vidla.train.optim import build_optimizer, build_scheduler
+from vidla.train.perf import CompileWithFallback, DevicePrefetcher, batch_to_device, sdpa_backends
 
 log = logging.getLogger(__name__)
 _FULL_STATE = StateDictOptions(full_state_dict=True, cpu_offload=True)
@@ -49,16 +50,18 @@ class FeatureStep(nn.Module):
     """What DDP/FSDP wrap: one forward from a batch to video and text features (and the temperature, so every
     trained parameter is reached through the wrapped forward)."""
 
-    def __init__(self, model: VidLA, clip_layer: int | None = None):
+    def __init__(self, model: VidLA, clip_layer: int | None = None, compile: bool = False):
         super().__init__()
         self.model = model
         self.clip_layer = clip_layer  # where multi-clip samples' clip features are read (None = last block)
+        # the video tower is most of a step's work: torch.compile it on request (eager if compiling fails)
+        self.encode_video = CompileWithFallback(model.encode_video) if compile else model.encode_video
 
     def forward(self, video: torch.Tensor, tokens: dict[str, torch.Tensor],
                 sentence_tokens: torch.Tensor | None = None):
         text_features = {kind: self.model.encode_text(ids) for kind, ids in tokens.items()}
         if sentence_tokens is None:
-            return self.model.encode_video(video), text_features, self.model.logit_scale
+            return self.encode_video(video), text_features, self.model.logit_scale
         # multi-clip samples, sentences [B, M, L]: the clip features of both towers too, for the MTC loss
         video_features, video_clips = self.model.encode_video_clips(video, sentence_tokens.shape[1], self.clip_layer)
         text_clips = self.model.encode_text(sentence_tokens.flatten(0, 1)).unflatten(0, sentence_tokens.shape[:2])
@@ -70,6 +73,7 @@ def build_model(config: TrainConfig) -> VidLA:
     model = vidla.create_model(m.name, temporal=m.temporal, num_frames=config.data.num_frames,
                                pretrained=m.pretrained, **m.temporal_options)
     model.set_grad_checkpointing(m.grad_checkpointing)
+    model.visual.channels_last = m.channels_last
     return model
 
 
@@ -89,7 +93,7 @@ def build_dataset(config: TrainConfig, model: VidLA) -> CatchFailures:
         from vidla.train.clips import ManifestClips
 
         dataset = ManifestClips(d.train, d.text_kinds, d.num_frames, model.image_size, d.sampling, d.augment,
-                                config.seed)
+                                config.seed, uint8_frames=d.uint8_frames)
     return CatchFailures(dataset)
 
 
@@ -129,7 +133,7 @@ class Trainer:
         config = self.config
         _seed_everything(config.seed)
         model = build_model(config).to(world.device)
-        step_module = FeatureStep(model, config.loss.mtc_layer)
+        step_module = FeatureStep(model, config.loss.mtc_layer, compile=config.compile)
         wrapped = wrap(step_module, config, world)  # before the optimiser: FSDP replaces the parameters
         optimizer = build_optimizer(model, config.optim)
         scheduler = build_scheduler(optimizer, config.optim, config.steps)
@@ -153,7 +157,11 @@ class Trainer:
         loss_fn = ContrastiveLoss(world, config.local_loss)
         mtc_fn = temporal_contrastive(config, world)
         logger = _MetricsLog(self.output, config.tensorboard) if world.is_main else None
-        summary = self._loop(world, step_module, wrapped, loss_fn, optimizer, scheduler, iter(loader), start_step, logger,
+        # failed clips are replaced in this process, before a batch is (optionally) prefetched to the device
+        batches = (self.replace_failures(batch) for batch in loader)
+        if config.data.prefetch_to_device:
+            batches = DevicePrefetcher(batches, world.device)
+        summary = self._loop(world, step_module, wrapped, loss_fn, optimizer, scheduler, batches, start_step, logger,
                              mtc_fn)
         if logger:
             logger.close()
@@ -170,12 +178,12 @@ class Trainer:
             loss_sum = torch.zeros((), device=world.device)
             parts_sum: dict[str, float] = {}
             for micro in range(config.accumulation):
-                batch = self.replace_failures(next(batches))
-                video = batch["video"].to(world.device, non_blocking=True)
-                tokens = {k: v.to(world.device, non_blocking=True) for k, v in batch["tokens"].items()}
+                batch = batch_to_device(next(batches), world.device)  # uint8 frames are normalised there
+                video, tokens = batch["video"], batch["tokens"]
                 sentences = batch.get("sentence_tokens") if mtc_fn is not None else None
                 extra = () if sentences is None else (sentences.to(world.device, non_blocking=True),)
-                with _no_sync(wrapped, micro < config.accumulation - 1), autocast:
+                with _no_sync(wrapped, micro < config.accumulation - 1), autocast, \
+                        sdpa_backends(config.attention_backends):
                     video_features, text_features, scale, *clip_features = wrapped(video, tokens, *extra)
                 loss, parts = loss_fn(video_features.float(), {k: v.float() for k, v in text_features.items()},
                                       scale)

@@ -31,7 +31,13 @@ def parameter_groups(model: nn.Module, optim: OptimSection) -> list[dict]:
 
 
 def build_optimizer(model: nn.Module, optim: OptimSection) -> torch.optim.AdamW:
-    return torch.optim.AdamW(parameter_groups(model, optim), betas=tuple(optim.betas), eps=optim.eps)
+    from torch.distributed.tensor import DTensor
+
+    from vidla.train.perf import optimizer_options
+
+    sharded = any(isinstance(p, DTensor) for p in model.parameters())
+    return torch.optim.AdamW(parameter_groups(model, optim), betas=tuple(optim.betas), eps=optim.eps,
+                             **optimizer_options(optim.implementation, sharded))
 
 
 def cosine_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:

@@ -11,8 +11,8 @@ from torch import nn
 from vidla.models.clip import VisionTransformer
 from vidla.models.config import VisionConfig
 from vidla.models.temporal.base import TemporalDesign
-from vidla.models.temporal.layers import (TemporalAttention, TemporalPositions, dense_global_attention,
-                                          global_query_mask, global_token_mask, run_layer,
+from vidla.models.temporal.layers import (TemporalAttention, TemporalPositions, contiguous_run,
+                                          dense_global_attention, global_query_mask, global_token_mask, run_layer,
                                           split_global_attention)
 
 MST_SEES = ("lower_or_equal", "all", "same")
@@ -61,6 +61,7 @@ class GlobalTokenDesign(TemporalDesign):
         if attention not in ("split", "dense"):
             raise ValueError(f"attention must be 'split' or 'dense', got {attention!r}")
         self.attention = attention
+        self.seen_globals: slice | None = None  # set by subclasses once their global rows are known
         self.positions = TemporalPositions(num_frames, vision.width)
         self.temporal_layers = nn.ModuleList(
             [TemporalAttention(vision.width, vision.heads, vision.layer_norm_eps) for _ in range(vision.layers)]
@@ -95,8 +96,10 @@ class GlobalTokenDesign(TemporalDesign):
             attend_fn = partial(dense_global_attention, mask=mask)
         else:
             global_mask = global_query_mask(rows, num_global, num_patches)  # once for all layers
-            attend_fn = partial(split_global_attention, global_mask=None if bool(global_mask.all()) else global_mask,
-                                patch_sees=patch_sees, frames=frames)
+            # always masked (no data-dependent branch: torch.compile traces one graph); a full mask costs nothing
+            # measurable on the few global queries
+            attend_fn = partial(split_global_attention, global_mask=global_mask, patch_sees=patch_sees,
+                                frames=frames, seen=self.seen_globals)
         checkpointing = vit.transformer.grad_checkpointing
         for i, block in enumerate(vit.transformer.resblocks):
             x = run_layer(checkpointing, self._layer, i, block, x, attend_fn, num_global, frames)
@@ -123,7 +126,8 @@ class HierarchicalTemporalAttention(GlobalTokenDesign):
             raise ValueError("need mst_levels >= 0, mst_per_level >= 1, mst_stride >= 1")
         self.levels, self.per_level, self.stride = mst_levels, mst_per_level, mst_stride
         self.patch_sees_cls, self.mst_sees, self.hierarchy = patch_sees_cls, mst_sees, mst_hierarchy
-        self.global_rows(num_frames)  # validates the options now rather than at the first forward
+        # validates the options now rather than at the first forward; patches see the same globals at any T
+        self.seen_globals = contiguous_run(self.global_rows(num_frames)[1])
         self.mst_tokens = nn.Parameter(torch.randn(mst_levels * mst_per_level, vision.width) * 0.02)
 
     def global_tokens(self, vit: VisionTransformer, batch: int, dtype: torch.dtype) -> torch.Tensor:
@@ -145,6 +149,7 @@ class ProxyTokens(GlobalTokenDesign):
     def __init__(self, vision: VisionConfig, num_frames: int, num_proxies: int = 4, attention: str = "split"):
         super().__init__(vision, num_frames, attention, temporal_attention=False)
         self.proxies = nn.Parameter(torch.zeros(num_proxies, vision.width))
+        self.seen_globals = contiguous_run(self.global_rows(num_frames)[1])
 
     def init_from_clip(self, vit: VisionTransformer) -> None:
         # CLIP-ViP starts the proxies from CLIP's [CLS]; small noise lets them differ

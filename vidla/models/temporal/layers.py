@@ -102,19 +102,28 @@ def global_token_mask(global_rows: torch.Tensor, patch_sees: torch.Tensor, frame
     return torch.cat([rows_global, rows_patch], dim=0)
 
 
+def contiguous_run(mask: torch.Tensor) -> slice | None:
+    """A 1-D boolean mask as a slice when its True entries are one contiguous run (None otherwise)."""
+    index = mask.nonzero().flatten().tolist()
+    if not index or index != list(range(index[0], index[-1] + 1)):
+        return None
+    return slice(index[0], index[-1] + 1)
+
+
 def dense_global_attention(attn: Attention, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Reference path: one masked attention over the whole sequence."""
     return attn(h, mask)
 
 
 def split_global_attention(attn: Attention, h: torch.Tensor, global_mask: torch.Tensor | None,
-                           patch_sees: torch.Tensor, frames: int) -> torch.Tensor:
+                           patch_sees: torch.Tensor, frames: int, seen: slice | None = None) -> torch.Tensor:
     """The same result as `dense_global_attention`, with queries split by kind (SPEC 1.3):
     global queries attend with their mask rows; patch queries attend frame by frame, to their frame's N
     patches plus the global tokens they see, so no (T*N)^2 score matrix is ever formed.
 
     global_mask: the global tokens' rows over every key (`global_query_mask`; None when all True).
-    patch_sees: [G] the global tokens patches see."""
+    patch_sees: [G] the global tokens patches see; `seen`, when given, the same as a slice (`contiguous_run`),
+    which avoids boolean indexing: that syncs a GPU with the host and breaks torch.compile's graph every layer."""
     num_global = patch_sees.shape[0]
     batch, length, _ = h.shape
     patches = (length - num_global) // frames
@@ -126,7 +135,7 @@ def split_global_attention(attn: Attention, h: torch.Tensor, global_mask: torch.
         return x[:, :, num_global:].unflatten(2, (frames, patches)).transpose(1, 2).flatten(0, 1)
 
     def seen_globals(x: torch.Tensor) -> torch.Tensor:  # [B, H, G, d] -> [B*T, H, G_seen, d]
-        x = x[:, :, :num_global][:, :, patch_sees]
+        x = x[:, :, :num_global][:, :, patch_sees if seen is None else seen]
         return x[:, None].expand(-1, frames, -1, -1, -1).flatten(0, 1)
 
     keys = torch.cat([seen_globals(k), per_frame(k)], dim=2)
