@@ -43,7 +43,7 @@ class FrameSelector(nn.Module):
         in_dim = channels * config.grid**2
         self.frame_mlp = nn.Sequential(LayerNorm(in_dim), nn.Linear(in_dim, config.hidden), nn.GELU(),
                                        nn.Linear(config.hidden, config.hidden))
-        self.score = nn.Linear(config.hidden, 1)
+        self.score = nn.Linear(config.hidden, 1, bias=False)  # a shift would not change a softmax
         self.text_query = nn.Linear(embed_dim, config.hidden, bias=False)
         # Gumbel-softmax temperature; the training loop anneals it (not a weight: not saved)
         self.register_buffer("temperature", torch.tensor(1.0), persistent=False)

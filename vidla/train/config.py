@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from vidla.config import apply_overrides, from_dict, load_yaml
+from vidla.models.config import FrameSelectionConfig
 
 
 @dataclass
@@ -16,6 +17,17 @@ class ModelSection:
     temporal: str = "hta"
     temporal_options: dict[str, Any] = field(default_factory=dict)
     grad_checkpointing: bool = False
+    frame_selection: FrameSelectionConfig | None = None  # e.g. {segments: 4}: encode K of data.num_frames frames
+
+
+@dataclass
+class SelectionSection:
+    """Training a model with frame selection (model.frame_selection set; ignored otherwise), as ViLA does."""
+    temperature_start: float = 1.0        # Gumbel-softmax temperature, annealed exponentially over the steps
+    temperature_end: float = 0.01
+    text_guided: float = 0.5              # share of clips whose selection is guided by their first text kind
+    distill_weight: float = 0.01          # x MSE(student features on the K selected frames, teacher's on all T)
+    teacher: str | None = None            # teacher checkpoint; None = a frozen copy of the model at the start
 
 
 @dataclass
@@ -48,6 +60,7 @@ class TrainConfig:
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
     optim: OptimSection = field(default_factory=OptimSection)
+    selection: SelectionSection = field(default_factory=SelectionSection)
     output_dir: str = "runs/vidla"
     steps: int = 1000
     batch_size: int = 64                  # global batch, over all processes and accumulation steps
@@ -72,6 +85,12 @@ class TrainConfig:
             raise ValueError(f"precision must be bf16 or fp32, got {self.precision!r}")
         if self.strategy not in ("ddp", "fsdp"):
             raise ValueError(f"strategy must be ddp or fsdp, got {self.strategy!r}")
+        selection = self.model.frame_selection
+        if selection and self.data.num_frames % selection.segments:
+            raise ValueError(f"data.num_frames {self.data.num_frames} is not a multiple of "
+                             f"model.frame_selection.segments {selection.segments}")
+        if not 0 <= self.selection.text_guided <= 1 or self.selection.distill_weight < 0:
+            raise ValueError("selection.text_guided must lie in [0, 1] and selection.distill_weight be >= 0")
         if not self.data.train and self.data.random_clips <= 0:
             raise ValueError("set data.train (a manifest) or data.random_clips")
 

@@ -28,6 +28,7 @@ from vidla.train.data import RandomClips, SkipFailures, StepBatches, make_collat
 from vidla.train.distributed import World, average_gradients, close_world, init_world, mean_over_ranks
 from vidla.train.loss import MAX_LOGIT_SCALE, ContrastiveLoss
 from vidla.train.optim import build_optimizer, build_scheduler
+from vidla.train.selection import Distiller, selection_guide, set_temperature
 
 log = logging.getLogger(__name__)
 _FULL_STATE = StateDictOptions(full_state_dict=True, cpu_offload=True)
@@ -39,22 +40,27 @@ class TrainingDiverged(RuntimeError):
 
 class FeatureStep(nn.Module):
     """What DDP/FSDP wrap: one forward from a batch to video and text features (and the temperature, so every
-    trained parameter is reached through the wrapped forward)."""
+    trained parameter is reached through the wrapped forward). With frame selection, a `text_guided` share of
+    the clips select their frames guided by their first text."""
 
-    def __init__(self, model: VidLA):
+    def __init__(self, model: VidLA, text_guided: float = 0.0):
         super().__init__()
         self.model = model
+        self.text_guided = text_guided
 
     def forward(self, video: torch.Tensor, tokens: dict[str, torch.Tensor]):
-        video_features = self.model.encode_video(video)
         text_features = {kind: self.model.encode_text(ids) for kind, ids in tokens.items()}
+        guide = None
+        if self.model.frame_selector is not None:  # zero guides keep the text branch in the graph (DDP)
+            guide = selection_guide(next(iter(text_features.values())), self.text_guided)
+        video_features = self.model.encode_video(video, text=guide)
         return video_features, text_features, self.model.logit_scale
 
 
 def build_model(config: TrainConfig) -> VidLA:
     m = config.model
     model = vidla.create_model(m.name, temporal=m.temporal, num_frames=config.data.num_frames,
-                               pretrained=m.pretrained, **m.temporal_options)
+                               pretrained=m.pretrained, frame_selection=m.frame_selection, **m.temporal_options)
     model.set_grad_checkpointing(m.grad_checkpointing)
     return model
 
@@ -105,7 +111,8 @@ class Trainer:
         config = self.config
         _seed_everything(config.seed)
         model = build_model(config).to(world.device)
-        step_module = FeatureStep(model)
+        distiller = Distiller.for_training(model, config.selection)  # its teacher: the weights before training
+        step_module = FeatureStep(model, config.selection.text_guided)
         wrapped = wrap(step_module, config, world)  # before the optimiser: FSDP replaces the parameters
         optimizer = build_optimizer(model, config.optim)
         scheduler = build_scheduler(optimizer, config.optim, config.steps)
@@ -123,12 +130,14 @@ class Trainer:
                             prefetch_factor=4 if config.data.workers > 0 else None)
         loss_fn = ContrastiveLoss(world, config.local_loss)
         logger = _MetricsLog(self.output, config.tensorboard) if world.is_main else None
-        summary = self._loop(world, step_module, wrapped, loss_fn, optimizer, scheduler, iter(loader), start_step, logger)
+        summary = self._loop(world, step_module, wrapped, loss_fn, optimizer, scheduler, iter(loader), start_step, logger,
+                             distiller)
         if logger:
             logger.close()
         return summary
 
-    def _loop(self, world, step_module, wrapped, loss_fn, optimizer, scheduler, batches, start_step, logger):
+    def _loop(self, world, step_module, wrapped, loss_fn, optimizer, scheduler, batches, start_step, logger,
+              distiller=None):
         config, model = self.config, step_module.model
         autocast = torch.autocast(world.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
         bar = _progress(world.is_main and self.progress, start_step, config.steps)
@@ -136,6 +145,7 @@ class Trainer:
         for step in range(start_step, config.steps):
             loss_sum = torch.zeros((), device=world.device)
             parts_sum: dict[str, float] = {}
+            set_temperature(model, step, config.steps, config.selection)
             for micro in range(config.accumulation):
                 batch = next(batches)
                 skipped += batch["skipped"]
@@ -145,6 +155,10 @@ class Trainer:
                     video_features, text_features, scale = wrapped(video, tokens)
                 loss, parts = loss_fn(video_features.float(), {k: v.float() for k, v in text_features.items()},
                                       scale)
+                if distiller is not None:
+                    with autocast:
+                        parts["distill"] = distiller.loss(video, video_features)
+                    loss = loss + parts["distill"]
                 (loss / config.accumulation).backward()
                 loss_sum += loss.detach() / config.accumulation
                 for kind, value in parts.items():
