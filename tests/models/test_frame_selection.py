@@ -90,6 +90,9 @@ def test_text_guidance_changes_the_selection_and_zero_text_is_text_free():
     video = torch.randn(8, T, 3, 32, 32)
     with torch.no_grad():
         free = model.select_frames(video)[1]
+        # the text term starts at zero (a new selector is text-free); give it weights as training would
+        assert torch.equal(model.select_frames(video, "a red square grows")[1], free)
+        torch.nn.init.normal_(model.frame_selector.text_query.weight)
         by_text = [model.select_frames(video, text)[1] for text in ("a red square grows", "a blue circle moves left",
                                                                      "a green triangle shrinks")]
         by_list = model.select_frames(video, ["a red square grows"] * 8)[1]

@@ -45,9 +45,9 @@ class FrameSelector(nn.Module):
                                        nn.Linear(config.hidden, config.hidden))
         self.score = nn.Linear(config.hidden, 1, bias=False)  # a shift would not change a softmax
         self.text_query = nn.Linear(embed_dim, config.hidden, bias=False)
-        # a unit text gives a query of unit-variance components, so the text term starts as large as the frame
-        # term (with nn.Linear's default init it starts ~100x smaller and text guidance barely learns)
-        nn.init.normal_(self.text_query.weight, std=1.0)
+        # zero: the selector starts text-free, and the text term grows only where the text helps (a random
+        # start adds text-dependent noise to every selection; measured in docs/benchmarks.md)
+        nn.init.zeros_(self.text_query.weight)
         # Gumbel-softmax temperature; the training loop anneals it (not a weight: not saved)
         self.register_buffer("temperature", torch.tensor(1.0), persistent=False)
 
