@@ -4,6 +4,7 @@
                                              # writes docs/vila_selection.png and runs/bench_selection/results.json
     python bench/selection.py --seeds 0 --clips 64 --steps 10 --finetune-steps 6    # smoke run (a few minutes)
     python bench/selection.py --speed-only   # encoding times only (vidla-demo T=16 -> 4, vidla-b32 T=32 -> 8)
+    python bench/selection.py --share-all-t  # seeds vary only the K-frame fine-tuning (a third of the time)
 
 Data: the synthetic temporal benchmark's idle-stretch variant (`generate(..., idle_frames=12)`): clips of 4
 events of 4 frames, each at a random place in a 16-frame slot of empty background (8 fps, 8 s), so uniformly
@@ -244,13 +245,16 @@ def run_seed(seed: int, args) -> dict[str, dict]:
     result_path = folder / "metrics.json"
     if result_path.is_file():
         return json.loads(result_path.read_text())
-    data = folder / "data"
+    # --share-all-t: every seed fine-tunes from the first seed's data and all-T model (seeds vary the K stage)
+    first = Path(args.output) / f"seed{args.seeds[0]}"
+    data = (first if args.share_all_t else folder) / "data"
     if not (data / "test.jsonl").is_file():
         generate(data, num_clips=args.clips, seed=seed, size=32, fps=FPS, frames_per_event=FRAMES_PER_EVENT,
                  idle_frames=IDLE_FRAMES, mix={"medium": 1.0}, progress=args.progress)
     manifest = data / "train.jsonl"
     started = time.perf_counter()
-    models = {"all-T": train(folder / "all_T", manifest, args, seed, args.steps, args.lr, T)}
+    models = {"all-T": train((first if args.share_all_t else folder) / "all_T", manifest, args, args.seeds[0]
+                             if args.share_all_t else seed, args.steps, args.lr, T)}
     models["uniform-K"] = train(folder / "uniform_K", manifest, args, seed, args.finetune_steps, args.finetune_lr,
                                 K, pretrained=models["all-T"])
     models["selected-K"] = train(folder / "selected_K", manifest, args, seed, args.finetune_steps, args.finetune_lr,
@@ -278,6 +282,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--output", default=str(ROOT / "runs/bench_selection"))
     parser.add_argument("--plot", default=str(ROOT / "docs/vila_selection.png"))
+    parser.add_argument("--share-all-t", action="store_true",
+                        help="one dataset and all-T model (the first seed's); seeds vary only the K-frame runs")
     parser.add_argument("--speed-only", action="store_true")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-progress", dest="progress", action="store_false")
