@@ -18,8 +18,9 @@ spaced frames mostly show the background. Per seed (a new dataset and a new trai
   evaluated text-free (one embedding per clip, as an index stores) and text-guided (every caption selects the
   frames of every test clip: the cost of re-ranking a short list, here the whole test set).
 
-Metrics on the test clips (each caption a query): text-to-video R@1/5/10, median rank, twin accuracy (a caption scores its own
-clip above its twin, the same events in another order), and the share of encoded frames that show an event.
+Metrics on the test clips (each caption a query): text-to-video R@1/5/10, median rank, twin accuracy (a caption
+scores its own clip above its twin, the same events in another order), and the share of encoded frames that show
+an event.
 Encoding time: seconds per clip of `encode_video` (selector included; texts excluded), one thread.
 """
 
