@@ -51,3 +51,18 @@ def test_rendering_is_deterministic_and_moves():
     assert np.array_equal(a, b) and a.shape == (8, 32, 32, 3)
     blue = [np.argwhere((f == (60, 90, 235)).all(-1))[:, 1].mean() for f in a]
     assert all(x < y for x, y in zip(blue, blue[1:]))  # the circle's centre moves right frame by frame
+
+
+def test_idle_variant_places_brief_events_between_empty_stretches(tmp_path):
+    from vidla.data.temporal_synth import BACKGROUND
+
+    paths = generate(tmp_path, num_clips=4, seed=2, size=32, frames_per_event=2, idle_frames=6,
+                     mix={"medium": 1.0}, progress=False)
+    records = {r.id: r for split in paths.values() for r in read_manifest(split)}
+    for record in records.values():
+        starts = record.extra["event_starts"]
+        assert record.extra["duration"] == 4 * 8 / 8 and starts == records[record.extra["twin"]].extra["event_starts"]
+        assert all(slot * 8 <= s <= slot * 8 + 6 for slot, s in enumerate(starts))  # inside its own slot
+        frames = load_video(tmp_path / record.video, num_frames=32).numpy().astype(int)  # every frame
+        busy = [np.abs(f - BACKGROUND).max() > 60 for f in frames]  # a coloured shape is on screen
+        assert busy == [any(s <= i < s + 2 for s in starts) for i in range(32)]

@@ -8,6 +8,10 @@ and for long clips only late in the clip. With uniform sampling of a multiple of
 the same multiset of frames: a design blind to frame order (mean pooling) cannot tell them apart, and twin
 accuracy (a caption scoring its own clip above its twin) sits at 50% for it.
 
+With `idle_frames` > 0 (the variant where key-frame selection matters, SPEC 5.2) each event is brief and sits
+at a random place inside a slot of its length plus `idle_frames` frames of empty background; twins share the
+places. A model that sees a few uniformly spaced frames mostly sees the background.
+
 Texts per clip: a `caption` (the events in order, "a red square moves left, then ...") and a `subtitle`
 (a narrated paraphrase, "first we see ..., after that ..."). Long clips describe how they start and end.
 """
@@ -34,6 +38,7 @@ NARRATION = {"appears": "shows up", "moves left": "going left", "moves right": "
 GERUND = {"appears": "appearing", "moves left": "moving left", "moves right": "moving right",
           "moves up": "moving up", "moves down": "moving down", "grows": "growing", "shrinks": "shrinking"}
 SCALES = {"short": 2, "medium": 4, "long": 8}  # events per clip
+BACKGROUND = 28  # grey level of the empty scene
 
 
 @dataclass(frozen=True)
@@ -77,10 +82,11 @@ def subtitle(events: Sequence[Event], scale: str) -> str:
     return "; ".join(steps)
 
 
-def event_segments(events: Sequence[Event], seconds: float) -> list[dict]:
-    """Each event's times and its own sentence: what multi-clip samples (vidla.data.multiclip) are cut from."""
-    return [{"start": i * seconds, "end": (i + 1) * seconds, "text": e.phrase().capitalize() + "."}
-            for i, e in enumerate(events)]
+def event_segments(events: Sequence[Event], seconds: float, starts: Sequence[float] | None = None) -> list[dict]:
+    """Each event's times (`seconds` long, back to back unless `starts` are given) and its own sentence: what
+    multi-clip samples (vidla.data.multiclip) are cut from."""
+    starts = [i * seconds for i in range(len(events))] if starts is None else starts
+    return [{"start": s, "end": s + seconds, "text": e.phrase().capitalize() + "."} for s, e in zip(starts, events)]
 
 
 # ---------------------------------------------------------------------------------------------- rendering
@@ -115,10 +121,20 @@ def render_event(event: Event, frames: int, size: int, seed: int) -> np.ndarray:
             r = radius * (0.5 + 1.0 * progress)
         elif event.action == "shrinks":
             r = radius * (1.5 - 1.0 * progress)
-        frame = np.full((size, size, 3), 28, dtype=np.uint8)
+        frame = np.full((size, size, 3), BACKGROUND, dtype=np.uint8)
         frame[_shape_mask(event.shape, size, x, y, r)] = COLOURS[event.colour]
         out[f] = frame
     return out
+
+
+def with_idle(events: Sequence[np.ndarray], offsets: Sequence[int], idle_frames: int) -> Iterable[np.ndarray]:
+    """Each event's frames inside a slot of their length + `idle_frames` frames, starting `offset` frames in;
+    the rest of the slot shows the empty background."""
+    blank = np.full(events[0].shape[1:], BACKGROUND, dtype=np.uint8)
+    for frames, offset in zip(events, offsets):
+        yield from [blank] * offset
+        yield from frames
+        yield from [blank] * (idle_frames - offset)
 
 
 def write_mp4(path: Path, frames: Iterable[np.ndarray], fps: int, crf: int = 18) -> Path:
@@ -151,11 +167,12 @@ def random_events(count: int, rng: np.random.Generator) -> list[Event]:
 
 def generate(out_dir: str | Path, num_clips: int = 400, seed: int = 0, test_fraction: float = 0.2,
              size: int = 64, fps: int = 8, frames_per_event: int = 8,
-             mix: dict[str, float] | None = None, progress: bool = True) -> dict[str, Path]:
+             mix: dict[str, float] | None = None, idle_frames: int = 0, progress: bool = True) -> dict[str, Path]:
     """Writes `videos/*.mp4`, `train.jsonl` and `test.jsonl` (twins stay in the same split) under `out_dir`.
 
     num_clips is rounded down to whole twin pairs; `mix` gives the share of short/medium/long pairs
-    (default 0.5/0.3/0.2). Returns the manifest paths."""
+    (default 0.5/0.3/0.2); `idle_frames` > 0 makes events brief moments between idle stretches (module
+    docstring; records then carry `event_starts`, the first frame of each event). Returns the manifest paths."""
     out = Path(out_dir)
     (out / "videos").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -175,20 +192,27 @@ def generate(out_dir: str | Path, num_clips: int = 400, seed: int = 0, test_frac
         renders = {e: render_event(e, frames_per_event, size, seed=seed * 1_000_003 + pair * 16 + i)
                    for i, e in enumerate(events)}
         split = "test" if pair in test_pairs else "train"
+        # drawn only for the idle variant, so the default clips stay what they were
+        offsets = rng.integers(0, idle_frames + 1, size=len(events)).tolist() if idle_frames else [0] * len(events)
+        slot = frames_per_event + idle_frames
+        timing = {"event_starts": [i * slot + o for i, o in enumerate(offsets)]} if idle_frames else {}
         for twin, order in enumerate([events, twin_order(events, scale, rng)]):
             clip_id = f"pair{pair:05d}_{twin}"
-            write_mp4(out / "videos" / f"{clip_id}.mp4", (f for e in order for f in renders[e]), fps)
+            write_mp4(out / "videos" / f"{clip_id}.mp4", with_idle([renders[e] for e in order], offsets, idle_frames),
+                      fps)
             records[split].append(ClipRecord(
                 video=f"videos/{clip_id}.mp4", id=clip_id, start=None, end=None,
                 texts={"caption": caption(order, scale), "subtitle": subtitle(order, scale)},
                 extra={"twin": f"pair{pair:05d}_{1 - twin}", "scale": scale,
-                       "duration": len(order) * frames_per_event / fps,
-                       "segments": event_segments(order, frames_per_event / fps)}))
+                       "duration": len(order) * slot / fps,
+                       "segments": event_segments(order, frames_per_event / fps,
+                                                  [(i * slot + o) / fps for i, o in enumerate(offsets)]),
+                       **timing}))
     paths = {split: out / f"{split}.jsonl" for split in records}
     for split, rows in records.items():
         write_manifest(paths[split], rows)
     (out / "README.json").write_text(json.dumps({
         "what": "vidla synthetic temporal benchmark", "seed": seed, "clips": 2 * pairs, "fps": fps, "size": size,
-        "frames_per_event": frames_per_event, "events_per_scale": SCALES,
+        "frames_per_event": frames_per_event, "idle_frames": idle_frames, "events_per_scale": SCALES,
         "splits": {k: len(v) for k, v in records.items()}}, indent=1))
     return paths

@@ -40,6 +40,17 @@ class TextConfig:
 
 
 @dataclass
+class FrameSelectionConfig:
+    """ViLA-style key-frame selection (SPEC 5.2): T candidate frames in `segments` equal segments, one frame
+    picked per segment from cheap per-frame features (and the text, when one is given)."""
+
+    segments: int = 4                     # K: frames the tower encodes
+    features: str = "patch"               # "patch": CLIP's conv1 patch embedding, pooled | "pixels": pooled RGB
+    grid: int = 2                         # features are average-pooled to a grid x grid map per frame
+    hidden: int = 128                     # width of the frame scorer
+
+
+@dataclass
 class ModelConfig:
     embed_dim: int = 512
     vision: VisionConfig = field(default_factory=VisionConfig)
@@ -48,6 +59,7 @@ class ModelConfig:
     num_frames: int = 12
     temporal_options: dict[str, Any] = field(default_factory=dict)
     logit_scale_init: float = math.log(1 / 0.07)
+    frame_selection: FrameSelectionConfig | None = None  # None: the tower encodes every frame it is given
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":

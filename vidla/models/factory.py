@@ -13,7 +13,8 @@ import torch
 
 from vidla.io import atomic_write
 from vidla.models.checkpoints import VIDLA_CONFIG_KEY, CheckpointError, LoadedCheckpoint, read_checkpoint
-from vidla.models.config import ModelConfig, get_model_config
+from vidla.config import from_dict
+from vidla.models.config import FrameSelectionConfig, ModelConfig, get_model_config
 from vidla.models.tokenizer import CLIPTokenizer
 from vidla.models.vidla import VidLA
 
@@ -23,14 +24,20 @@ _HF_FILES = ["config.json", "*.safetensors", "*.json", "merges.txt", "vocab.json
 
 
 def create_model(name: str, temporal: str = "meanpool", num_frames: int = 12, pretrained: str | Path | None = None,
-                 device: str | torch.device | None = None, tokenizer: Any = None, **temporal_options: Any) -> VidLA:
+                 device: str | torch.device | None = None, tokenizer: Any = None,
+                 frame_selection: FrameSelectionConfig | dict[str, Any] | None = None,
+                 **temporal_options: Any) -> VidLA:
     """Builds architecture `name` (see `list_models()`) with random weights; no download.
+
+    `frame_selection` (a `FrameSelectionConfig` or its fields as a dict, e.g. {"segments": 4}) adds a key-frame
+    selector: the model then takes `num_frames` candidate frames and encodes one per segment.
 
     With `pretrained`, the weights of that checkpoint are loaded into the named architecture (an error names
     any weight whose shape does not fit). `tokenizer`: as for `load_model`.
     """
     config = get_model_config(name)
     config.temporal, config.num_frames, config.temporal_options = temporal, num_frames, dict(temporal_options)
+    config.frame_selection = _frame_selection(frame_selection)
     if pretrained is None:
         return VidLA(config, _tokenizer_for(None, config, tokenizer) if tokenizer is not None else None).to(
             device or "cpu")
@@ -74,6 +81,12 @@ def load_model(source: str | Path, temporal: str | None = None, num_frames: int 
     model = VidLA(config, _tokenizer_for(checkpoint, config, tokenizer))
     _load_weights(model, checkpoint, str(source), new_temporal)
     return model.to(device=device or "cpu", dtype=dtype)
+
+
+def _frame_selection(value: FrameSelectionConfig | dict[str, Any] | None) -> FrameSelectionConfig | None:
+    if value is None or isinstance(value, FrameSelectionConfig):
+        return value
+    return from_dict(FrameSelectionConfig, value, "frame_selection.")
 
 
 def save_model(model: VidLA, path: str | Path) -> Path:
@@ -156,8 +169,12 @@ def _load_weights(model: VidLA, checkpoint: LoadedCheckpoint, source: str, new_t
     has_temporal = any(k.startswith("temporal.") for k in state)
     own_design = checkpoint.format == "vidla" and not new_temporal
     unexpected = sorted(k for k in state if k not in expected)
+    # new parameters a checkpoint has none of start from their initialisation: temporal ones as above, and a
+    # frame selector (a checkpoint with part of one is an error like any other missing key)
+    has_selector = any(k.startswith("frame_selector.") for k in state)
     missing = sorted(k for k in expected if k not in state
-                     and (has_temporal or own_design or not k.startswith("temporal.")))
+                     and (has_temporal or own_design or not k.startswith("temporal."))
+                     and (has_selector or not k.startswith("frame_selector.")))
     mismatched = [f"{k}: checkpoint {tuple(state[k].shape)}, model {tuple(expected[k].shape)}"
                   for k in state if k in expected and state[k].shape != expected[k].shape]
     if mismatched:

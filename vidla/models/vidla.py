@@ -10,6 +10,7 @@ from torch import nn
 
 from vidla.models.clip import TextTransformer, VisionTransformer
 from vidla.models.config import ModelConfig
+from vidla.models.frame_selection import FrameSelector
 from vidla.models.temporal import create_temporal
 from vidla.models.tokenizer import CLIPTokenizer
 
@@ -17,7 +18,8 @@ class VidLA(nn.Module):
     """Two towers sharing an embedding space.
 
     Parameters: `visual.*` (CLIP ViT), `text.*` (CLIP text transformer), `temporal.*` (the temporal design's
-    new parameters), `logit_scale`.
+    new parameters), `logit_scale`, and `frame_selector.*` when the model selects key frames
+    (`config.frame_selection`).
     """
 
     def __init__(self, config: ModelConfig, tokenizer: CLIPTokenizer | None = None):
@@ -30,6 +32,8 @@ class VidLA(nn.Module):
         self.temporal.init_from_clip(self.visual)
         self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init)))
         self.tokenizer = tokenizer or CLIPTokenizer.default(config.text.context_length)
+        self.frame_selector = (FrameSelector(config.frame_selection, config.vision, config.embed_dim)
+                               if config.frame_selection else None)
 
     @property
     def image_size(self) -> int:
@@ -55,13 +59,30 @@ class VidLA(nn.Module):
         token_ids = texts if isinstance(texts, torch.Tensor) else self.tokenize(texts)
         return self.text(token_ids.to(self.device))
 
-    def encode_video(self, video: torch.Tensor) -> torch.Tensor:
-        """[B, T, 3, H, W] frames normalised with CLIP's mean and std -> [B, D] unnormalised video features."""
-        if video.ndim == 4:
-            video = video[:, None]
-        if video.ndim != 5 or video.shape[2] != 3:
-            raise ValueError(f"expected video of shape [B, T, 3, H, W], got {tuple(video.shape)}")
-        return self.temporal(self.visual, video.to(self.device))
+    def encode_video(self, video: torch.Tensor, text: str | Sequence[str] | torch.Tensor | None = None) -> torch.Tensor:
+        """[B, T, 3, H, W] frames normalised with CLIP's mean and std -> [B, D] unnormalised video features.
+
+        With frame selection, the T frames are candidates and the tower encodes the K selected ones; `text`
+        (one text, B texts, or their [1 or B, D] features) guides the selection, e.g. to re-rank a short list."""
+        video = _check_video(video)
+        if self.frame_selector is not None:
+            video, _ = self.select_frames(video, text)
+        elif text is not None:
+            raise ValueError("a text guides frame selection, and this model has none (config.frame_selection)")
+        return self.encode_frames(video)
+
+    def encode_frames(self, video: torch.Tensor) -> torch.Tensor:
+        """[B, T, 3, H, W] -> [B, D]: the tower on exactly these frames, without frame selection."""
+        return self.temporal(self.visual, _check_video(video).to(self.device))
+
+    def select_frames(self, video: torch.Tensor, text: str | Sequence[str] | torch.Tensor | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, T, 3, H, W] candidates -> ([B, K, 3, H, W] selected frames, [B, K] their indices)."""
+        if self.frame_selector is None:
+            raise ValueError("this model has no frame selector (create it with frame_selection=...)")
+        if text is not None and not (isinstance(text, torch.Tensor) and text.is_floating_point()):
+            text = self.encode_text(text)  # strings or token ids
+        return self.frame_selector(self.visual, _check_video(video).to(self.device), text)
 
     def encode_video_clips(self, video: torch.Tensor, clips: int,
                            layer: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,3 +103,11 @@ class VidLA(nn.Module):
         t = nn.functional.normalize(self.encode_text(texts), dim=-1)
         logits = self.logit_scale.clamp(max=math.log(100)).exp() * v @ t.T
         return logits, logits.T
+
+
+def _check_video(video: torch.Tensor) -> torch.Tensor:
+    if video.ndim == 4:
+        video = video[:, None]
+    if video.ndim != 5 or video.shape[2] != 3:
+        raise ValueError(f"expected video of shape [B, T, 3, H, W], got {tuple(video.shape)}")
+    return video

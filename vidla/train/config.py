@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from vidla.config import ConfigError, apply_overrides, from_dict, load_yaml
+from vidla.models.config import FrameSelectionConfig
 
 
 @dataclass
@@ -18,6 +19,17 @@ class ModelSection:
     temporal_options: dict[str, Any] = field(default_factory=dict)
     grad_checkpointing: bool = False
     channels_last: bool = False           # patch embedding on NHWC images (for cuDNN; no gain on CPU)
+    frame_selection: FrameSelectionConfig | None = None  # e.g. {segments: 4}: encode K of data.num_frames frames
+
+
+@dataclass
+class SelectionSection:
+    """Training a model with frame selection (model.frame_selection set; ignored otherwise), as ViLA does."""
+    temperature_start: float = 1.0        # Gumbel-softmax temperature, annealed exponentially over the steps
+    temperature_end: float = 0.01
+    text_guided: float = 0.5              # share of clips whose selection is guided by their first text kind
+    distill_weight: float = 0.01          # x MSE(student features on the K selected frames, teacher's on all T)
+    teacher: str | None = None            # teacher checkpoint; None = a frozen copy of the model at the start
 
 
 @dataclass
@@ -67,6 +79,7 @@ class TrainConfig:
     data: DataSection = field(default_factory=DataSection)
     optim: OptimSection = field(default_factory=OptimSection)
     loss: LossSection = field(default_factory=LossSection)
+    selection: SelectionSection = field(default_factory=SelectionSection)
     output_dir: str = "runs/vidla"
     steps: int = 1000
     batch_size: int = 64                  # global batch, over all processes and accumulation steps
@@ -100,6 +113,20 @@ class TrainConfig:
         if self.data.clips > 0 and self.data.num_frames % self.data.clips:
             raise ConfigError(f"data.clips: data.num_frames {self.data.num_frames} must divide into data.clips "
                               f"{self.data.clips} equal clips")
+        selection = self.model.frame_selection
+        if selection and self.data.num_frames % selection.segments:
+            raise ConfigError(f"model.frame_selection.segments: data.num_frames {self.data.num_frames} is not a "
+                              f"multiple of {selection.segments}")
+        if selection and self.data.clips > 0:
+            raise ConfigError("model.frame_selection: frame selection with multi-clip samples (data.clips) is not "
+                              "supported; use one or the other")
+        if not 0 <= self.selection.text_guided <= 1:
+            raise ConfigError(f"selection.text_guided: must lie in [0, 1], got {self.selection.text_guided!r}")
+        if not self.selection.distill_weight >= 0:
+            raise ConfigError(f"selection.distill_weight: must be >= 0, got {self.selection.distill_weight!r}")
+        if not 0 < self.selection.temperature_end <= self.selection.temperature_start:
+            raise ConfigError("selection.temperature_end: must satisfy 0 < temperature_end <= temperature_start, "
+                              f"got {self.selection.temperature_end!r} and {self.selection.temperature_start!r}")
         if not self.data.train and self.data.random_clips <= 0:
             raise ConfigError("data.train: set data.train (a manifest) or data.random_clips")
 

@@ -37,6 +37,7 @@ from vidla.train.loss import MAX_LOGIT_SCALE, ContrastiveLoss
 from vidla.train.mtc import MultimodalTemporalContrastive
 from vidla.train.optim import build_optimizer, build_scheduler
 from vidla.train.perf import CompileWithFallback, DevicePrefetcher, batch_to_device, sdpa_backends
+from vidla.train.selection import Distiller, selection_guide, set_temperature
 
 log = logging.getLogger(__name__)
 _FULL_STATE = StateDictOptions(full_state_dict=True, cpu_offload=True)
@@ -48,12 +49,14 @@ class TrainingDiverged(RuntimeError):
 
 class FeatureStep(nn.Module):
     """What DDP/FSDP wrap: one forward from a batch to video and text features (and the temperature, so every
-    trained parameter is reached through the wrapped forward)."""
+    trained parameter is reached through the wrapped forward). With frame selection, a `text_guided` share of
+    the clips select their frames guided by their first text."""
 
-    def __init__(self, model: VidLA, clip_layer: int | None = None, compile: bool = False):
+    def __init__(self, model: VidLA, clip_layer: int | None = None, compile: bool = False, text_guided: float = 0.0):
         super().__init__()
         self.model = model
         self.clip_layer = clip_layer  # where multi-clip samples' clip features are read (None = last block)
+        self.text_guided = text_guided
         # the video tower is most of a step's work: torch.compile it on request (eager if compiling fails)
         self.encode_video = CompileWithFallback(model.encode_video) if compile else model.encode_video
 
@@ -61,7 +64,11 @@ class FeatureStep(nn.Module):
                 sentence_tokens: torch.Tensor | None = None):
         text_features = {kind: self.model.encode_text(ids) for kind, ids in tokens.items()}
         if sentence_tokens is None:
-            return self.encode_video(video), text_features, self.model.logit_scale
+            if self.model.frame_selector is None:
+                return self.encode_video(video), text_features, self.model.logit_scale
+            # zero guides keep the text branch in the graph (DDP)
+            guide = selection_guide(next(iter(text_features.values())), self.text_guided)
+            return self.encode_video(video, text=guide), text_features, self.model.logit_scale
         # multi-clip samples, sentences [B, M, L]: the clip features of both towers too, for the MTC loss
         video_features, video_clips = self.model.encode_video_clips(video, sentence_tokens.shape[1], self.clip_layer)
         text_clips = self.model.encode_text(sentence_tokens.flatten(0, 1)).unflatten(0, sentence_tokens.shape[:2])
@@ -71,7 +78,7 @@ class FeatureStep(nn.Module):
 def build_model(config: TrainConfig) -> VidLA:
     m = config.model
     model = vidla.create_model(m.name, temporal=m.temporal, num_frames=config.data.num_frames,
-                               pretrained=m.pretrained, **m.temporal_options)
+                               pretrained=m.pretrained, frame_selection=m.frame_selection, **m.temporal_options)
     model.set_grad_checkpointing(m.grad_checkpointing)
     model.visual.channels_last = m.channels_last
     return model
@@ -133,7 +140,9 @@ class Trainer:
         config = self.config
         _seed_everything(config.seed)
         model = build_model(config).to(world.device)
-        step_module = FeatureStep(model, config.loss.mtc_layer, compile=config.compile)
+        distiller = Distiller.for_training(model, config.selection)  # its teacher: the weights before training
+        step_module = FeatureStep(model, config.loss.mtc_layer, compile=config.compile,
+                                  text_guided=config.selection.text_guided)
         wrapped = wrap(step_module, config, world)  # before the optimiser: FSDP replaces the parameters
         optimizer = build_optimizer(model, config.optim)
         scheduler = build_scheduler(optimizer, config.optim, config.steps)
@@ -162,13 +171,13 @@ class Trainer:
         if config.data.prefetch_to_device:
             batches = DevicePrefetcher(batches, world.device)
         summary = self._loop(world, step_module, wrapped, loss_fn, optimizer, scheduler, batches, start_step, logger,
-                             mtc_fn)
+                             mtc_fn, distiller)
         if logger:
             logger.close()
         return summary
 
     def _loop(self, world, step_module, wrapped, loss_fn, optimizer, scheduler, batches, start_step, logger,
-              mtc_fn=None):
+              mtc_fn=None, distiller=None):
         config, model = self.config, step_module.model
         autocast = torch.autocast(world.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
         bar = _progress(world.is_main and self.progress, start_step, config.steps)
@@ -177,6 +186,7 @@ class Trainer:
         for step in range(start_step, config.steps):
             loss_sum = torch.zeros((), device=world.device)
             parts_sum: dict[str, float] = {}
+            set_temperature(model, step, config.steps, config.selection)
             for micro in range(config.accumulation):
                 batch = batch_to_device(next(batches), world.device)  # uint8 frames are normalised there
                 video, tokens = batch["video"], batch["tokens"]
@@ -191,6 +201,10 @@ class Trainer:
                     mtc = mtc_fn(*(f.float() for f in clip_features[0]),
                                  generator=mtc_generator(config.seed, step, micro))
                     loss, parts = loss + mtc, {**parts, "mtc": mtc}
+                if distiller is not None:
+                    with autocast:
+                        parts["distill"] = distiller.loss(video, video_features)
+                    loss = loss + parts["distill"]
                 (loss / config.accumulation).backward()
                 loss_sum += loss.detach() / config.accumulation
                 for kind, value in parts.items():

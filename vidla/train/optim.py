@@ -20,7 +20,8 @@ def parameter_groups(model: nn.Module, optim: OptimSection) -> list[dict]:
         if not param.requires_grad:
             continue
         decay = param.ndim >= 2 and not any(key in name for key in _NO_DECAY_NAMES)
-        temporal = name.startswith("temporal.") or ".temporal." in name
+        # new parameters (temporal design, frame selector) learn at temporal_lr
+        temporal = any(name.startswith(p) or f".{p}" in name for p in ("temporal.", "frame_selector."))
         groups.setdefault((decay, temporal), []).append(param)
     out = []
     for (decay, temporal), params in sorted(groups.items()):
