@@ -40,15 +40,15 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(folder: Path, step: int, weights: dict[str, torch.Tensor], config: ModelConfig,
-                    state: dict[str, Any], keep: int) -> Path:
+                    state: dict[str, Any], keep: int, **weights_format: str) -> Path:
     """Writes checkpoint `step` (full model weights, training state) atomically, then removes all but the
-    newest `keep`."""
+    newest `keep`. `weights_format` (config_key, file_format) passes to `save_state_dict`."""
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"step_{step:07d}"
     partial = folder / f".step_{step:07d}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
-    save_state_dict(weights, config, partial / "model.safetensors")
+    save_state_dict(weights, config, partial / "model.safetensors", **weights_format)
     torch.save({**state, "step": step}, partial / "state.pt")
     if final.exists():
         shutil.rmtree(final)

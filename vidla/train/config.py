@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vidla.config import apply_overrides, from_dict, load_yaml
+from vidla.config import apply_overrides, from_dict
+from vidla.config import load_yaml_with_base as _load_with_base
 
 
 @dataclass
@@ -81,18 +82,3 @@ def load_train_config(path: str | Path | None = None, overrides: list[str] | Non
     config (relative to itself) that it overrides."""
     data = _load_with_base(Path(path)) if path else {}
     return from_dict(TrainConfig, apply_overrides(data, overrides or []))
-
-
-def _load_with_base(path: Path) -> dict[str, Any]:
-    data = load_yaml(path)
-    base = data.pop("base", None)
-    if base is None:
-        return data
-    return _merge(_load_with_base((path.parent / base).resolve()), data)
-
-
-def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in top.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
