@@ -7,13 +7,21 @@
     features = student.encode(token_ids)                # [B, width]
 """
 
-from vidla.distill.config import DistillConfig, LossSection, load_distill_config, mlm_only
-from vidla.distill.losses import CRDLoss, DistillHead, nst_loss, nt_xent_loss
-from vidla.distill.masking import MaskingConfig, mask_tokens
-from vidla.distill.student import StudentConfig, TextStudent, load_student, save_student
-from vidla.distill.teacher import TextTeacher, load_teacher
-from vidla.distill.trainer import DistillTrainer
+import importlib
+from typing import Any
 
-__all__ = ["CRDLoss", "DistillConfig", "DistillHead", "DistillTrainer", "LossSection", "MaskingConfig",
-           "StudentConfig", "TextStudent", "TextTeacher", "load_distill_config", "load_student", "load_teacher",
-           "mask_tokens", "mlm_only", "nst_loss", "nt_xent_loss", "save_student"]
+# Imported on first use, so that `vidla --help` does not pay for the trainer's imports.
+_EXPORTS = {
+    "DistillConfig": "config", "LossSection": "config", "load_distill_config": "config", "mlm_only": "config",
+    "CRDLoss": "losses", "DistillHead": "losses", "nst_loss": "losses", "nt_xent_loss": "losses",
+    "MaskingConfig": "masking", "mask_tokens": "masking",
+    "StudentConfig": "student", "TextStudent": "student", "load_student": "student", "save_student": "student",
+    "TextTeacher": "teacher", "load_teacher": "teacher", "DistillTrainer": "trainer",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'vidla.distill' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"vidla.distill.{_EXPORTS[name]}"), name)

@@ -168,7 +168,7 @@ def _fit(x: torch.Tensor, y: torch.Tensor, penalty: float) -> torch.Tensor:
     classes = int(y.max()) + 1
     w = torch.zeros(x.shape[1] + 1, classes, dtype=torch.float64, requires_grad=True)
     xb = torch.cat([x.double(), torch.ones(len(x), 1, dtype=torch.float64)], 1)
-    optimizer = torch.optim.LBFGS([w], max_iter=200, line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS([w], max_iter=100, tolerance_change=1e-10, line_search_fn="strong_wolfe")
 
     def closure():
         optimizer.zero_grad()

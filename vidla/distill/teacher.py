@@ -29,6 +29,7 @@ class TextTeacher(nn.Module):
             raise ValueError(f"teacher_input must be one of {TEACHER_INPUTS}, got {teacher_input!r}")
         self.tower = tower.eval().requires_grad_(False)
         self.teacher_input = teacher_input
+        self.train(False)
 
     @property
     def width(self) -> int:
