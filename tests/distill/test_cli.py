@@ -58,7 +58,7 @@ def test_distill_then_evaluate(tmp_path, teacher_and_corpus, capsys):
 def test_synthetic_pairs_differ_as_described():
     from vidla.data.temporal_synth import NARRATION
 
-    for pair in synth_pairs(30, seed=1):
+    for pair in synth_pairs(300, seed=1):
         assert pair.subtitle != pair.order_negative and pair.subtitle != pair.action_negative
         # the twin's subtitle has the same words in another order
         assert sorted(pair.subtitle.replace(";", " ").replace(",", " ").split()) != [] and \

@@ -140,8 +140,8 @@ def synth_pairs(num_pairs: int = 600, seed: int = 2024) -> list[CaptionPair]:
     for scale in map(str, scales):
         events = random_events(SCALES[scale], rng)
         changed = list(events)
-        # the changed event is one the text mentions (long captions name the first two and the last two)
-        i = int(rng.choice([0, 1, len(events) - 2, len(events) - 1] if scale == "long" else len(events)))
+        # the changed event is one both texts mention (long subtitles name the first and the last two events)
+        i = int(rng.choice([0, len(events) - 2, len(events) - 1] if scale == "long" else len(events)))
         other = [a for a in ACTIONS if a != events[i].action]
         changed[i] = Event(events[i].colour, events[i].shape, str(rng.choice(other)))
         pairs.append(CaptionPair(caption(events, scale), subtitle(events, scale),
