@@ -57,8 +57,6 @@ def main() -> int:
     if not corpus.is_file():
         write_corpus(corpus, out / "teacher" / "data" / "train.jsonl")
     results = {"settings": vars(args), "runs": {}}
-    if teacher.is_file():
-        results["runs"]["teacher"] = [probe(teacher, out / "teacher" / "probe.json")]
     for seed in args.seeds:
         for design in args.designs:
             folder = out / f"{design}_seed{seed}"
@@ -68,6 +66,8 @@ def main() -> int:
             row["final"] = json.loads((folder / "metrics.jsonl").read_text().splitlines()[-1])
             results["runs"].setdefault(design, []).append(row)
             print(f"{design} seed {seed}: {json.dumps({k: v for k, v in row.items() if k != 'final'})}", flush=True)
+    if teacher.is_file():  # the teacher's own text embedding, probed the same way (one model)
+        results["runs"] = {"teacher": [probe(teacher, out / "teacher" / "probe.json")], **results["runs"]}
     results["summary"] = summarise(results["runs"])
     results["wall_seconds"] = time.perf_counter() - started
     (out / "results.json").write_text(json.dumps(results, indent=1))
