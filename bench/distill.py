@@ -38,7 +38,9 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=400, help="student training steps")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--teacher-steps", type=int, default=360)
-    parser.add_argument("--designs", nargs="+", default=["distill", "mlm_only"], choices=["distill", "mlm_only"])
+    parser.add_argument("--designs", nargs="+", default=["distill", "mlm_only"],
+                        choices=["distill", "mlm_only", "distill_random"],
+                        help="distill_random: the control, distilled from the same architecture untrained")
     parser.add_argument("--student", nargs="*", default=["student.width=64", "student.layers=2", "student.heads=2",
                                                           "student.mlp_dim=256", "student.context_length=32",
                                                           "optim.lr=1e-3"],
@@ -60,7 +62,8 @@ def main() -> int:
     for seed in args.seeds:
         for design in args.designs:
             folder = out / f"{design}_seed{seed}"
-            seconds = distil(folder, teacher, corpus, seed, design == "mlm_only", args)
+            source = random_teacher(out / "teacher_random") if design == "distill_random" else teacher
+            seconds = distil(folder, source, corpus, seed, design == "mlm_only", args)
             row = probe(folder / "student.safetensors", folder / "probe.json")
             row["train_seconds"] = seconds
             row["final"] = json.loads((folder / "metrics.jsonl").read_text().splitlines()[-1])
@@ -68,6 +71,10 @@ def main() -> int:
             print(f"{design} seed {seed}: {json.dumps({k: v for k, v in row.items() if k != 'final'})}", flush=True)
     if teacher.is_file():  # the teacher's own text embedding, probed the same way (one model)
         results["runs"] = {"teacher": [probe(teacher, out / "teacher" / "probe.json")], **results["runs"]}
+    if "distill_random" in args.designs:
+        untrained = random_teacher(out / "teacher_random")
+        results["runs"] = {"teacher_untrained": [probe(untrained, untrained.parent / "probe.json")],
+                           **results["runs"]}
     results["summary"] = summarise(results["runs"])
     results["wall_seconds"] = time.perf_counter() - started
     (out / "results.json").write_text(json.dumps(results, indent=1))
@@ -88,6 +95,23 @@ def train_teacher(folder: Path, steps: int) -> Path:
     data = synthesise(folder / "data", settings, progress=False)
     train("hta", data["train"], folder / "hta", settings, progress=False)
     return model
+
+
+def random_teacher(folder: Path) -> Path:
+    """The teacher's architecture with its initial (seed 0) weights: what distillation gives without video."""
+    import torch
+
+    import vidla
+    from vidla.demo import DemoSettings
+
+    path = folder / "model.safetensors"
+    if not path.is_file():
+        torch.manual_seed(0)
+        settings = DemoSettings()
+        model = vidla.create_model(settings.model, temporal="hta", num_frames=settings.num_frames)
+        folder.mkdir(parents=True, exist_ok=True)
+        vidla.save_model(model, path)
+    return path
 
 
 def write_corpus(path: Path, manifest: Path) -> Path:
