@@ -2,14 +2,19 @@
 LM alone, several seeds each, probed on Rotten Tomatoes sentiment and on synthetic-video knowledge.
 
     python bench/distill.py                        # teacher (once), 2 x 3 students, probes (see docs/benchmarks.md)
-    python bench/distill.py --seeds 0 1 2 3 4 --steps 800 --student student.width=128 --output runs/bench_distill
+    python bench/distill.py --designs distill mlm_only distill_random     # + the untrained-teacher control
+    python bench/distill.py --designs mlm_only --seeds 1                  # one stage (stages are cached)
+    python bench/distill.py --seeds 0 1 2 3 4 --steps 800 --output runs/bench_distill_long
+
+On 2 idle cores the teacher takes about 10 min and a student a few minutes; on this project's shared VM (load
+12-20) they took 34 min and 5-16 min.
 
 1. Teacher: `vidla demo`'s recipe (vidla.demo.synthesise + vidla.demo.train): 800 synthetic twin clips, the
    vidla-demo model with HTA trained from scratch on captions and subtitles. Trained once, reused.
 2. Corpus: the texts of the teacher's training clips (captions and subtitles, one per line, unpaired) and the
    Rotten Tomatoes training-split snippets (never the test split).
-3. For each seed: `vidla distill-text` with NST + NT-Xent (the defaults) and with `--mlm-only`; same student,
-   data order, masks and steps.
+3. For each seed: `vidla distill-text` with NST + NT-Xent (the defaults), with `--mlm-only`, and (the control
+   `distill_random`) from the teacher's architecture untrained; same student init, data order, masks and steps.
 4. `vidla eval-text` probes on each student (and on the teacher's own text embedding); mean and 95% t-interval
    over seeds; a table on stdout, results.json and a plot in the output folder.
 """
