@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from vidla.models import ModelConfig
 from vidla.models.factory import save_state_dict
 
 _STEP_DIR = re.compile(r"^step_(\d+)$")
@@ -39,10 +38,11 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(folder: Path, step: int, weights: dict[str, torch.Tensor], config: ModelConfig,
+def save_checkpoint(folder: Path, step: int, weights: dict[str, torch.Tensor], config: Any,
                     state: dict[str, Any], keep: int, **weights_format: str) -> Path:
     """Writes checkpoint `step` (full model weights, training state) atomically, then removes all but the
-    newest `keep`. `weights_format` (config_key, file_format) passes to `save_state_dict`."""
+    newest `keep`. `config` is the weights' config dataclass (a ModelConfig for VidLA models);
+    `weights_format` (config_key, file_format) passes to `save_state_dict`."""
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"step_{step:07d}"
     partial = folder / f".step_{step:07d}.partial"
