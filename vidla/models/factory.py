@@ -94,13 +94,16 @@ def save_model(model: VidLA, path: str | Path) -> Path:
     return save_state_dict(model.state_dict(), model.config, path)
 
 
-def save_state_dict(state: dict[str, torch.Tensor], config: ModelConfig, path: str | Path) -> Path:
-    """Writes vidla-layout weights and their config as a vidla checkpoint (atomically)."""
+def save_state_dict(state: dict[str, torch.Tensor], config: Any, path: str | Path,
+                    config_key: str = VIDLA_CONFIG_KEY, file_format: str = "vidla") -> Path:
+    """Writes vidla-layout weights and their config as a vidla checkpoint (atomically). `config_key` and
+    `file_format` name another kind of model (a text student) in the metadata, so `load_model` never
+    mistakes it for a VidLA model."""
     from safetensors.torch import save
 
     path = Path(path)
     tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
-    metadata = {VIDLA_CONFIG_KEY: json.dumps(asdict(config)), "format": "vidla"}
+    metadata = {config_key: json.dumps(asdict(config)), "format": file_format}
     with atomic_write(path, "wb") as f:
         f.write(save(tensors, metadata=metadata))
     return path

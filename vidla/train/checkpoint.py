@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from vidla.models import ModelConfig
 from vidla.models.factory import save_state_dict
 
 _STEP_DIR = re.compile(r"^step_(\d+)$")
@@ -66,17 +65,18 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(folder: Path, step: int, weights: dict[str, torch.Tensor], config: ModelConfig,
-                    state: dict[str, Any], keep: int) -> Path:
+def save_checkpoint(folder: Path, step: int, weights: dict[str, torch.Tensor], config: Any,
+                    state: dict[str, Any], keep: int, **weights_format: str) -> Path:
     """Writes checkpoint `step` (full model weights, training state) atomically, then removes all but the
-    newest `keep`."""
+    newest `keep`. `config` is the weights' config dataclass (a ModelConfig for VidLA models);
+    `weights_format` (config_key, file_format) passes to `save_state_dict`."""
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"step_{step:07d}"
     partial = folder / f".step_{step:07d}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     try:
         partial.mkdir()
-        save_state_dict(weights, config, partial / "model.safetensors")
+        save_state_dict(weights, config, partial / "model.safetensors", **weights_format)
         with (partial / "state.pt").open("wb") as f:  # a Python file: a full disk raises OSError(ENOSPC)
             torch.save({**state, "step": step}, f)
             f.flush()

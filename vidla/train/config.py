@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vidla.config import ConfigError, apply_overrides, from_dict, load_yaml
+from vidla.config import ConfigError, apply_overrides, from_dict
+from vidla.config import load_yaml_with_base as _load_with_base
 from vidla.models.config import FrameSelectionConfig
 
 
@@ -201,18 +202,3 @@ def load_train_config(path: str | Path | None = None, overrides: list[str] | Non
     config = from_dict(TrainConfig, apply_overrides(data, overrides or []))
     _check_ranges(config)
     return config
-
-
-def _load_with_base(path: Path) -> dict[str, Any]:
-    data = load_yaml(path)
-    base = data.pop("base", None)
-    if base is None:
-        return data
-    return _merge(_load_with_base((path.parent / base).resolve()), data)
-
-
-def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in top.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
