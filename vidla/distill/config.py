@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vidla.config import apply_overrides, from_dict, load_yaml_with_base
+from vidla.config import ConfigError, apply_overrides, from_dict, load_yaml_with_base
 from vidla.distill.masking import MaskingConfig
 from vidla.distill.student import StudentConfig
 from vidla.train.config import OptimSection
@@ -55,8 +55,16 @@ class DistillConfig:
     keep_checkpoints: int = 2
     log_every: int = 10
     tensorboard: bool = False
+    threads: int | None = None            # CPU threads per process (torch.set_num_threads); None: torch's default
 
     def validate(self, world_size: int = 1) -> None:
+        for name in ("steps", "batch_size", "accumulation", "checkpoint_every", "log_every", "keep_checkpoints"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name}: must be a positive whole number, got {value!r}")
+        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
+                                         or self.threads < 1):
+            raise ConfigError(f"threads: must be a positive whole number, got {self.threads!r}")
         if self.batch_size % (world_size * self.accumulation):
             raise ValueError(f"batch_size {self.batch_size} is not divisible by processes x accumulation "
                              f"({world_size} x {self.accumulation})")
