@@ -25,7 +25,7 @@ from vidla.distill.losses import CRDLoss, DistillHead, nst_loss, nt_xent_loss
 from vidla.distill.masking import IGNORE, mask_tokens
 from vidla.distill.student import TextStudent, save_student, valid_positions
 from vidla.distill.teacher import TextTeacher, load_teacher
-from vidla.train.checkpoint import list_checkpoints, load_state, rng_state, save_checkpoint, set_rng_state
+from vidla.train.checkpoint import load_state, read_newest_checkpoint, rng_state, save_checkpoint, set_rng_state
 from vidla.train.data import StepBatches
 from vidla.train.distributed import World, mean_over_ranks
 from vidla.train.loop import Trainer, TrainingDiverged, _MetricsLog, _no_sync, _progress, _seed_everything, wrap
@@ -199,14 +199,13 @@ class DistillTrainer(Trainer):
             torch.distributed.barrier()
 
     def _restore(self, step_module: DistillStep, optimizer, scheduler) -> int:
-        found = list_checkpoints(self.checkpoints)
-        if not found:
+        newest = read_newest_checkpoint(self.checkpoints,
+                                        lambda c: (load_file(str(c / "model.safetensors")), load_state(c)))
+        if newest is None:
             log.warning("%s: no checkpoint to resume from; starting at step 0", self.checkpoints)
             return 0
-        latest = found[-1]
-        weights = load_file(str(latest / "model.safetensors"))
+        latest, (weights, state) = newest
         step_module.load_state_dict({k: v.to(next(step_module.parameters()).device) for k, v in weights.items()})
-        state = load_state(latest)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])

@@ -11,13 +11,17 @@ import os
 import random
 import re
 import shutil
+import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 import torch
 
 from vidla.models.factory import save_state_dict
+
+log = logging.getLogger(__name__)
+_Read = TypeVar("_Read")
 
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 
@@ -101,6 +105,20 @@ def list_checkpoints(folder: Path) -> list[Path]:
         return []
     found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP_DIR.match(p.name)) and p.is_dir()]
     return [p for _, p in sorted(found)]
+
+
+def read_newest_checkpoint(folder: Path, read: Callable[[Path], _Read]) -> tuple[Path, _Read] | None:
+    """`read(checkpoint)` of the newest checkpoint it succeeds on (None when there is none): an unreadable one is
+    named in a warning and the one before it is tried; nothing is deleted."""
+    found = list_checkpoints(folder)
+    if not found:
+        return None
+    for checkpoint in reversed(found):
+        try:
+            return checkpoint, read(checkpoint)
+        except Exception as e:  # noqa: BLE001 - a torn or corrupt checkpoint: fall back to the previous one
+            log.warning("%s: unreadable checkpoint, falling back to the previous one (%s)", checkpoint, e)
+    raise RuntimeError(f"{folder}: no readable checkpoint among {[p.name for p in found]}")
 
 
 def load_state(checkpoint: Path) -> dict[str, Any]:

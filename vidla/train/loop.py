@@ -25,6 +25,7 @@ from vidla.models.factory import save_state_dict
 from vidla.train.checkpoint import (
     list_checkpoints,
     load_state,
+    read_newest_checkpoint,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -271,19 +272,12 @@ class Trainer:
     def _restore(self, step_module: FeatureStep, optimizer, scheduler) -> tuple[int, dict[str, Any] | None]:
         """Loads the newest readable checkpoint; an unreadable one is named in a warning and the one before it
         is used (nothing is deleted). Returns the step to start from and the data order's saved state."""
-        found = list_checkpoints(self.checkpoints)
-        if not found:
+        newest = read_newest_checkpoint(
+            self.checkpoints, lambda c: (vidla.load_model(c / "model.safetensors").state_dict(), load_state(c)))
+        if newest is None:
             log.warning("%s: no checkpoint to resume from; starting at step 0", self.checkpoints)
             return 0, None
-        for checkpoint in reversed(found):
-            try:
-                weights = vidla.load_model(checkpoint / "model.safetensors").state_dict()
-                state = load_state(checkpoint)
-                break
-            except Exception as e:  # noqa: BLE001 - a torn or corrupt checkpoint: fall back to the previous one
-                log.warning("%s: unreadable checkpoint, falling back to the previous one (%s)", checkpoint, e)
-        else:
-            raise RuntimeError(f"{self.checkpoints}: no readable checkpoint among {[p.name for p in found]}")
+        checkpoint, (weights, state) = newest
         set_state_dict(step_module, optimizer, model_state_dict={f"model.{k}": v for k, v in weights.items()},
                        optim_state_dict=state["optimizer"], options=_FULL_STATE)
         scheduler.load_state_dict(state["scheduler"])
