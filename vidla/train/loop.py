@@ -191,8 +191,7 @@ class Trainer:
             for micro in range(config.accumulation):
                 batch = batch_to_device(next(batches), world.device)  # uint8 frames are normalised there
                 video, tokens = batch["video"], batch["tokens"]
-                sentences = batch.get("sentence_tokens") if mtc_fn is not None else None
-                extra = () if sentences is None else (sentences.to(world.device, non_blocking=True),)
+                extra = (batch["sentence_tokens"],) if mtc_fn is not None and "sentence_tokens" in batch else ()
                 with _no_sync(wrapped, micro < config.accumulation - 1), autocast, \
                         sdpa_backends(config.attention_backends):
                     video_features, text_features, scale, *clip_features = wrapped(video, tokens, *extra)

@@ -77,15 +77,24 @@ def sdpa_backends(names: Sequence[str] | None):
 
 
 def batch_to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """The training batch's video and tokens on the device (non-blocking from pinned memory); uint8 frames
-    (`data.uint8_frames`) normalised there."""
+    """The training batch's tensors the step uses (video, tokens, multi-clip samples' sentence tokens) on the
+    device, non-blocking from pinned memory; uint8 frames (`data.uint8_frames`) normalised there."""
     from vidla.data.transforms import normalize
 
     video = batch["video"].to(device, non_blocking=True)
     if video.dtype == torch.uint8:
         video = normalize(video)
-    tokens = {kind: ids.to(device, non_blocking=True) for kind, ids in batch["tokens"].items()}
-    return {**batch, "video": video, "tokens": tokens}
+    moved = {**batch, "video": video,
+             "tokens": {kind: ids.to(device, non_blocking=True) for kind, ids in batch["tokens"].items()}}
+    if "sentence_tokens" in batch:
+        moved["sentence_tokens"] = batch["sentence_tokens"].to(device, non_blocking=True)
+    return moved
+
+
+def _device_tensors(batch: dict[str, Any]) -> list[torch.Tensor]:
+    """The tensors `batch_to_device` put on the device."""
+    return [batch["video"], *batch["tokens"].values(), *([batch["sentence_tokens"]] if "sentence_tokens" in batch
+                                                         else [])]
 
 
 class DevicePrefetcher:
@@ -115,7 +124,7 @@ class DevicePrefetcher:
         if self.stream is not None:
             current = torch.cuda.current_stream(self.device)
             current.wait_stream(self.stream)  # the copy is done before the step uses it
-            for tensor in [batch["video"], *batch["tokens"].values()]:
+            for tensor in _device_tensors(batch):
                 tensor.record_stream(current)  # its memory is not reused while the step runs
         self.ahead = self._load()
         return batch
