@@ -9,7 +9,6 @@ drawn from a generator seeded by (seed, step, micro-batch, rank), so a resumed r
 from __future__ import annotations
 
 import logging
-import math
 import time
 from typing import Any
 
@@ -27,8 +26,8 @@ from vidla.distill.student import TextStudent, save_student, valid_positions
 from vidla.distill.teacher import TextTeacher, load_teacher
 from vidla.train.checkpoint import load_state, read_newest_checkpoint, rng_state, save_checkpoint, set_rng_state
 from vidla.train.data import StepBatches
-from vidla.train.distributed import World, mean_over_ranks
-from vidla.train.loop import Trainer, TrainingDiverged, _MetricsLog, _no_sync, _progress, _seed_everything, wrap
+from vidla.train.distributed import World
+from vidla.train.loop import Trainer, _MetricsLog, _no_sync, _progress, _seed_everything, wrap
 from vidla.train.optim import build_optimizer, build_scheduler
 
 log = logging.getLogger(__name__)
@@ -161,15 +160,7 @@ class DistillTrainer(Trainer):
                 parts["mlm_accuracy"] = accuracy
                 for name, value in parts.items():
                     parts_sum[name] = parts_sum.get(name, 0.0) + value.item() / config.accumulation
-            loss_value = mean_over_ranks(loss_sum, world).item()
-            if not math.isfinite(loss_value):
-                raise TrainingDiverged(f"step {step + 1}: the loss is {loss_value}; stopping without writing a "
-                                       f"checkpoint (last good one: {self._last_checkpoint_name()})")
-            grad_norm = self._clip(wrapped)
-            lr = optimizer.param_groups[0]["lr"]
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            loss_value, grad_norm, lr = self._optimizer_step(world, wrapped, optimizer, scheduler, loss_sum, step)
             done = step + 1
             rate = config.batch_size * (done - start_step) / (time.perf_counter() - started)
             if bar is not None:

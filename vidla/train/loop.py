@@ -209,17 +209,9 @@ class Trainer:
                 loss_sum += loss.detach() / config.accumulation
                 for kind, value in parts.items():
                     parts_sum[kind] = parts_sum.get(kind, 0.0) + value.item() / config.accumulation
-            loss_value = mean_over_ranks(loss_sum, world).item()
-            if not math.isfinite(loss_value):
-                raise TrainingDiverged(f"step {step + 1}: the loss is {loss_value}; stopping without writing a "
-                                       f"checkpoint (last good one: {self._last_checkpoint_name()})")
             if config.strategy == "fsdp":
                 average_gradients([model.logit_scale], world)
-            grad_norm = self._clip(wrapped)
-            lr = optimizer.param_groups[0]["lr"]
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            loss_value, grad_norm, lr = self._optimizer_step(world, wrapped, optimizer, scheduler, loss_sum, step)
             with torch.no_grad():
                 model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
             done = step + 1
@@ -241,6 +233,21 @@ class Trainer:
             bar.close()
         return {"steps": config.steps, "loss": loss_value, "output_dir": str(self.output),
                 "skipped_samples": len(sampler.bad), "rank": world.rank}
+
+    def _optimizer_step(self, world: World, wrapped: nn.Module, optimizer, scheduler, loss_sum: torch.Tensor,
+                        step: int) -> tuple[float, float, float]:
+        """The end of a step: the loss averaged over ranks (a NaN stops the run), gradient clipping, one optimiser
+        and schedule step. Returns (loss, gradient norm, learning rate of the step)."""
+        loss_value = mean_over_ranks(loss_sum, world).item()
+        if not math.isfinite(loss_value):
+            raise TrainingDiverged(f"step {step + 1}: the loss is {loss_value}; stopping without writing a "
+                                   f"checkpoint (last good one: {self._last_checkpoint_name()})")
+        grad_norm = self._clip(wrapped)
+        lr = optimizer.param_groups[0]["lr"]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss_value, grad_norm, lr
 
     def _clip(self, wrapped: nn.Module) -> float:
         params = [p for p in wrapped.parameters() if p.grad is not None]
