@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 import vidla
 from vidla.models.frame_selection import annealed_temperature
