@@ -32,14 +32,14 @@ def count_macs(forward: Callable[[], object]) -> int:
 
 
 def mean_ci(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
-    """Mean and the half-width of its t-interval (0 for a single value)."""
+    """Mean and the half-width of its t-interval (NaN for a single value: one value has no interval)."""
     import statistics
 
     from scipy import stats
 
     mean = statistics.fmean(values)
     if len(values) < 2:
-        return mean, 0.0
+        return mean, float("nan")
     t = stats.t.ppf(0.5 + confidence / 2, len(values) - 1)
     return mean, float(t * statistics.stdev(values) / len(values) ** 0.5)
 

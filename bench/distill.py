@@ -24,10 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
+
+from common import mean_ci  # noqa: E402  (bench/ is on sys.path when a script runs)
 
 METRICS = [("rotten_tomatoes", "accuracy", "RT sentiment, probe"),
            ("synth_order", "accuracy", "synth order, probe"),
@@ -159,18 +160,10 @@ def probe(model: Path, cache: Path) -> dict:
     return row
 
 
-def t_interval(values: list[float]) -> tuple[float, float]:
-    """Mean and the half-width of the 95% t-interval."""
-    from scipy import stats
-
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, float("nan")
-    return mean, stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
 
 
 def summarise(runs: dict) -> dict:
-    return {design: {f"{task}.{key}": t_interval([r[f"{task}.{key}"] for r in rows]) for task, key, _ in METRICS}
+    return {design: {f"{task}.{key}": mean_ci([r[f"{task}.{key}"] for r in rows]) for task, key, _ in METRICS}
             for design, rows in runs.items()}
 
 

@@ -23,6 +23,8 @@ import statistics
 import time
 from pathlib import Path
 
+from common import mean_ci  # noqa: E402  (bench/ is on sys.path when a script runs)
+
 METRICS = {"p2v_r1": "paragraph->video R@1", "twin_accuracy": "twin accuracy", "clip_accuracy": "sentence->clip acc."}
 
 
@@ -129,14 +131,6 @@ def read_results(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
-def interval(values: list[float]) -> tuple[float, float]:
-    """Mean and the half-width of its 95% t-interval."""
-    from scipy import stats
-
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, math.nan
-    return mean, stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
 
 
 def groups(rows: list[dict]) -> dict[tuple[str, float], list[dict]]:
@@ -152,7 +146,7 @@ def table(rows: list[dict]) -> str:
     for (design, mtc), members in groups(rows).items():
         cells = []
         for key in METRICS:
-            mean, half = interval([r[key] for r in members])
+            mean, half = mean_ci([r[key] for r in members])
             cells.append(f"{mean:.1f} ± {half:.1f}")
         seconds = statistics.fmean(r["seconds"] for r in members)
         lines.append(f"| {design} | {'0.25' if mtc else 'off'} | {len(members)} | " + " | ".join(cells) +
@@ -177,7 +171,7 @@ def plot(rows: list[dict], path: Path) -> None:
             for i, design in enumerate(designs):
                 members = grouped.get((design, mtc), [])
                 if members:
-                    mean, half = interval([r[key] for r in members])
+                    mean, half = mean_ci([r[key] for r in members])
                     xs.append(i + (offset - 0.5) * 0.35)
                     means.append(mean)
                     halves.append(0 if math.isnan(half) else half)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 BEFORE = os.environ.get("VIDLA_BEFORE")  # a checkout of vidla before decode-time resizing, to compare with
 sys.path.insert(0, str(ROOT))
+
+from common import mean_ci  # noqa: E402  (bench/ is on sys.path when a script runs)
 
 _DECODE = """
 import json, os, sys, threading, time
@@ -57,12 +58,6 @@ print(json.dumps({"growth_mb": peak[0] - base, "shape": list(frames.shape), "mb"
 """
 
 
-def t_interval(values: list[float]) -> tuple[float, float]:
-    from scipy import stats
-
-    mean = statistics.mean(values)
-    half = stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
-    return mean, half
 
 
 def decode_memory(folder: Path) -> list[tuple[str, str, float, float]]:
@@ -102,7 +97,7 @@ def tokenizer_times() -> list[tuple[str, float, float]]:
             started = time.perf_counter()
             run()
             times.append(time.perf_counter() - started)
-        rows.append((label, *t_interval(times)))
+        rows.append((label, *mean_ci(times)))
     return rows, len(text.encode("utf-8"))
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -39,6 +38,8 @@ import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from common import mean_ci  # noqa: E402  (bench/ is on sys.path when a script runs)
 
 import vidla  # noqa: E402
 from vidla.data.manifest import read_manifest_resolved  # noqa: E402
@@ -169,19 +170,11 @@ def encoding_times(model_name: str, frames: int, segments: int, batch: int, repe
 
 # ------------------------------------------------------------------------------------------------ report
 
-def t_interval(values: list[float]) -> tuple[float, float]:
-    """Mean and the half-width of its 95% t-interval."""
-    from scipy.stats import t
-
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, float("nan")
-    return mean, t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
 
 
 def summarise(per_seed: dict[str, dict]) -> dict[str, dict[str, tuple[float, float]]]:
     keys = ("t2v_r1", "t2v_r5", "t2v_r10", "t2v_mdr", "twin_accuracy", "event_frames")
-    return {v: {k: t_interval([seed[v][k] for seed in per_seed.values()]) for k in keys} for v in VARIANTS}
+    return {v: {k: mean_ci([seed[v][k] for seed in per_seed.values()]) for k in keys} for v in VARIANTS}
 
 
 def print_tables(summary, seeds: int, speed: dict[str, dict[str, float]], demo_speed_key: str) -> None:

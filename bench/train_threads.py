@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from common import mean_ci  # noqa: E402  (bench/ is on sys.path when a script runs)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,12 +32,9 @@ def run(threads: str, steps: int, folder: Path) -> float:
 
 
 def interval(values: list[float]) -> str:
-    from scipy.stats import t
-
-    mean = statistics.mean(values)
+    mean, half = mean_ci(values)
     if len(values) < 2:
         return f"{mean:.2f}"
-    half = t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
     return f"{mean:.2f} [{mean - half:.2f}, {mean + half:.2f}]"
 
 
