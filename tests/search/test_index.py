@@ -178,3 +178,17 @@ def test_an_open_index_sees_what_a_later_run_committed(tmp_path, built_index, co
     assert (report.deleted, report.embedded) == (2, 0)  # the index mirrors its inputs
     names = {Path(v.path).name for v in index.search_example(collection["example"], k=20)}
     assert names == {"host.mp4", "other.mp4"}
+
+
+def test_shards_do_not_depend_on_where_the_collection_is_mounted(tmp_path, collection):
+    from vidla.search.indexer import _list_videos_keyed, in_shard
+
+    first = copy_collection(collection, tmp_path / "mnt" / "a")
+    second = copy_collection(collection, tmp_path / "elsewhere" / "deeper" / "b")
+
+    def split(folder):
+        keyed = _list_videos_keyed([folder])
+        return [sorted(os.path.basename(p) for p, key in keyed.items() if in_shard(key, (i, 3))) for i in range(3)]
+
+    assert split(first) == split(second)
+    assert sorted(sum(split(first), [])) == ["host.mp4", "other.mp4", "plain0.mp4", "plain1.mp4"]

@@ -84,28 +84,38 @@ def file_sha256(path: str | Path) -> str:
 def list_videos(inputs: Sequence[str | Path]) -> list[str]:
     """Absolute paths of the videos under folders (recursively, by extension), listed files, or the `video`
     field of JSONL manifests; sorted, without repeats."""
+    return sorted(_list_videos_keyed(inputs))
+
+
+def _list_videos_keyed(inputs: Sequence[str | Path]) -> dict[str, str]:
+    """Each video's absolute path -> its shard key: the path relative to the folder (or manifest's folder) it was
+    found under, or the file name of a listed file. The key, not the absolute path, decides the shard, so machines
+    that mount the collection at different places still split it alike."""
     from vidla.data.manifest import read_manifest_resolved
 
-    found: set[str] = set()
+    found: dict[str, str] = {}
     for item in inputs:
         path = Path(item).expanduser()
         if path.is_dir():
             for folder, _, names in os.walk(path):
-                found.update(os.path.abspath(os.path.join(folder, n)) for n in names
-                             if n.lower().endswith(VIDEO_EXTENSIONS) and not n.startswith("."))
+                for name in names:
+                    if name.lower().endswith(VIDEO_EXTENSIONS) and not name.startswith("."):
+                        full = os.path.join(folder, name)
+                        found.setdefault(os.path.abspath(full), os.path.relpath(full, path))
         elif path.suffix == ".jsonl":
-            found.update(os.path.abspath(r.video) for r in read_manifest_resolved(path))
+            for record in read_manifest_resolved(path):
+                found.setdefault(os.path.abspath(record.video), os.path.relpath(record.video, path.parent))
         elif path.is_file():
-            found.add(os.path.abspath(path))
+            found.setdefault(os.path.abspath(path), path.name)
         else:
             raise FileNotFoundError(f"{item}: no such file or folder")
-    return sorted(found)
+    return found
 
 
-def in_shard(path: str, shard: tuple[int, int]) -> bool:
-    """Stable assignment of a path to one of N shards (by a hash of the path, so adding files moves no others)."""
+def in_shard(key: str, shard: tuple[int, int]) -> bool:
+    """Stable assignment of a video to one of N shards by a hash of its shard key (adding files moves no others)."""
     index, count = shard
-    return count == 1 or int(hashlib.sha256(path.encode()).hexdigest()[:8], 16) % count == index
+    return count == 1 or int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % count == index
 
 
 # ----------------------------------------------------------------------------------------------- decoding
@@ -228,7 +238,7 @@ def build_index(inputs: Sequence[str | Path], out: str | Path, checkpoint: str |
     report = IndexReport()
     with IndexStore(out, create=True) as store:
         check_identity(store, identity, out)
-        paths = [p for p in list_videos(inputs) if in_shard(p, settings.shard)]
+        paths = sorted(p for p, key in _list_videos_keyed(inputs).items() if in_shard(key, settings.shard))
         report.videos = len(paths)
         jobs = _plan(store, paths, report, settings.progress)
         _embed(store, model, jobs, settings, report)
