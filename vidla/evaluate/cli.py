@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -90,19 +89,13 @@ def print_protocols() -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from vidla.data.decode import VideoDecodeError
     from vidla.evaluate.report import markdown_report
     from vidla.evaluate.run import run_benchmark
 
     if args.list:
         print_protocols()
         return 0
-    options = options_from_args(args)
-    try:
-        results = run_benchmark(options)
-    except (FileNotFoundError, ValueError, VideoDecodeError) as e:  # user errors: a message, not a traceback
-        print(f"vidla eval: {e}", file=sys.stderr)
-        return 2
+    results = run_benchmark(options_from_args(args))
     print(markdown_report(results))
     print(f"wrote {', '.join(results['outputs'].values())} to {results['output_dir']}")
     return 0

@@ -11,12 +11,13 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from vidla.data.manifest import ClipRecord
+from vidla.errors import VidlaError
 
 log = logging.getLogger(__name__)
 _PREFERRED_KINDS = ("caption", "subtitle")
 
 
-class EmptyDataError(ValueError):
+class EmptyDataError(VidlaError, ValueError):
     """A training manifest without clips, or without the text kinds asked for; the message names the file."""
 
 
