@@ -1,13 +1,15 @@
 """How the `vidla` command reports a problem the user can fix: one line `vidla COMMAND: error: MESSAGE` on
 stderr (the message names the file or field and the fault), no traceback, and an exit code by kind:
 
-| exit | meaning | raised as |
-|---|---|---|
-| 0 | done | - |
-| 1 | done, and the report it printed lists problems (`vidla data check / verify / probe`) | (returned) |
-| 2 | bad input, fixed before a rerun: arguments, config, manifest, a missing or unreadable file, a missing optional package | `VidlaError` (ConfigError, ManifestError, CheckpointError, ...), ValueError, OSError |
-| 3 | the run started and failed: the loss diverged, too many bad clips, a checkpoint could not be written | `RunFailed` (TrainingDiverged, BadDataError, CheckpointWriteError) |
-| 130 | interrupted (Ctrl-C) | KeyboardInterrupt |
+    exit  meaning                                                          raised as
+    0     done
+    1     done, and the printed report lists problems                      (returned by the command)
+          (`vidla data check`, `verify`, `probe`)
+    2     bad input, to fix before a rerun: arguments, config, manifest,   VidlaError (ConfigError, ManifestError,
+          a missing or unreadable file, a missing optional package         CheckpointError, ...), ValueError, OSError
+    3     the run started and failed: loss diverged, too many bad clips,   RunFailed (TrainingDiverged, BadDataError,
+          a checkpoint could not be written                                CheckpointWriteError)
+    130   interrupted (Ctrl-C)                                             KeyboardInterrupt
 
 Any other exception is a bug and keeps its traceback; so does a user error when VIDLA_TRACEBACK=1 is set.
 """

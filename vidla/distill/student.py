@@ -1,8 +1,8 @@
 """The text-only student: a bidirectional transformer encoder on CLIP's tokens, with a masked-LM head.
 
 It is vidla's token encoder (`vidla.models.token_encoder`, the trunk of CLIP's text tower) run without the
-causal mask, with a key-padding mask instead. CLIP's vocabulary has no [MASK] token, so the student's embedding table
-has one more row than CLIP's: id 49408 is [MASK]. Inputs are CLIP-tokenised ([SOT] tokens [EOT], zero-padded);
+causal mask, with a key-padding mask instead. CLIP's vocabulary has no [MASK] token, so the student's embedding
+table has one more row than CLIP's: id 49408 is [MASK]. Inputs are CLIP-tokenised ([SOT] tokens [EOT], zero-padded);
 the positions up to each row's first [EOT] are the valid ones (CLIP pads with id 0, which is also a real
 token, so validity comes from the position, not the id).
 
