@@ -45,7 +45,7 @@ class TokenEncoder(nn.Module):
     def init_weights(self) -> None:
         nn.init.normal_(self.token_embedding.weight, std=0.02)
         nn.init.normal_(self.positional_embedding, std=0.01)
-        self.init_head()  # between the embeddings and the blocks: the order of CLIP's random draws
+        self.init_head()  # drawn here, as before the trunk was shared: a seed still gives the same weights
         self.transformer.init_weights()
 
     def init_head(self) -> None:
@@ -58,8 +58,8 @@ class TokenEncoder(nn.Module):
     def token_states(self, token_ids: torch.Tensor | None = None, embeddings: torch.Tensor | None = None,
                      mask: torch.Tensor | None = None) -> torch.Tensor:
         """Per-token final hidden states (after ln_final), [B, L, width]. `embeddings` ([B, L, width]) replaces
-        the token-embedding lookup, e.g. to show a token the vocabulary lacks; `mask` (bool, True = may attend,
-        broadcastable to [B, heads, L, L]) restricts attention; a causal encoder also masks the future."""
+        the token-embedding lookup, e.g. to show a token the vocabulary lacks. A causal encoder masks the future
+        itself; a bidirectional one takes `mask` (bool, True = may attend, broadcastable to [B, heads, L, L])."""
         x = self.token_embedding(token_ids) if embeddings is None else embeddings
         self.check_length(x.shape[1])
         x = x + self.positional_embedding[: x.shape[1]]
