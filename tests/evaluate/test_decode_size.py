@@ -58,3 +58,18 @@ def test_eval_options_choose_the_decode_size():
     split = type("Split", (), {"task": "retrieval", "split": "test", "videos": [], "texts": [], "class_names": []})
     described = describe_protocol(protocol, split, ClipSampling(num_frames=4), EvalOptions(), 224, 0)
     assert described["decoding"].startswith("shorter side scaled to 448 px")
+
+
+def test_the_cli_flag(msrvtt_root, tiny_checkpoint, tmp_path, capsys):
+    import json
+
+    from _eval_helpers import run_cli
+
+    argv = ["eval", "--benchmark", "msrvtt", "--data-root", str(msrvtt_root), "--checkpoint", str(tiny_checkpoint),
+            "--frames", "4", "--output", str(tmp_path / "run"), "--no-cache", "--workers", "0", "--no-progress"]
+    assert run_cli([*argv, "--decode-size", "full"]) == 0
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["protocol"]["decoding"] == "frames at the source's size"
+    assert results["options"]["decode_size"] == "full"
+    assert run_cli([*argv, "--decode-size", "tiny"]) == 2
+    assert "decode size must be 'auto', 'full'" in capsys.readouterr().err
