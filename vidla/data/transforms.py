@@ -206,5 +206,5 @@ class VideoTransform:
 
 
 __all__ = ["CLIP_MEAN", "CLIP_STD", "VideoTransform", "center_crop", "decode_size", "image_size_of", "normalize",
-           "preprocess_video", "random_scale_crop", "resize", "resize_shorter_side", "resolve_decode_size", "three_crop",
-           "to_channels_first"]
+           "preprocess_video", "random_scale_crop", "resize", "resize_shorter_side", "resolve_decode_size",
+           "three_crop", "to_channels_first"]
