@@ -163,17 +163,20 @@ def bench_decode_sizes(args: argparse.Namespace) -> None:
             for v in range(args.videos):
                 make_pattern_video(videos / f"video{v}.mp4", args.seconds, (width, height))
             for temporal in args.temporal:
-                indexes = {}
-                for option in args.decode_size:
-                    decode = None if option == "full" else option
-                    out = Path(tmp) / f"{size}-{temporal}-{option}.index"
-                    result = _run_isolated({"model": args.model, "temporal": temporal, "threads": args.threads,
-                                            "batch_size": args.batch_size, "decode_size": decode,
-                                            "videos": str(videos), "out": str(out)})
-                    rows.append((size, f"{args.model} {temporal}", option, result))
-                    print(f"  {size} {temporal} decode {option}: {result}", file=sys.stderr, flush=True)
-                    if "error" not in result:
-                        indexes[option] = out
+                indexes, runs = {}, {option: [] for option in args.decode_size}
+                for repeat in range(args.repeats):  # the options take turns, so load changes hit them alike
+                    for option in args.decode_size:
+                        decode = None if option == "full" else option
+                        out = Path(tmp) / f"{size}-{temporal}-{option}-{repeat}.index"
+                        result = _run_isolated({"model": args.model, "temporal": temporal, "threads": args.threads,
+                                                "batch_size": args.batch_size, "decode_size": decode,
+                                                "videos": str(videos), "out": str(out)})
+                        print(f"  {size} {temporal} decode {option} run {repeat}: {result}", file=sys.stderr,
+                              flush=True)
+                        runs[option].append(result)
+                        if "error" not in result:
+                            indexes.setdefault(option, out)
+                rows += [(size, f"{args.model} {temporal}", option, results) for option, results in runs.items()]
                 if "full" in indexes:
                     for option, out in indexes.items():
                         if option == "full":
@@ -183,17 +186,28 @@ def bench_decode_sizes(args: argparse.Namespace) -> None:
                         pixels = compare_decodes(videos / "video0.mp4", image_size,
                                                  resolve_decode_size(option, image_size))
                         comparisons.append((size, f"{args.model} {temporal}", option, pixels, cosine))
-    print("| source | model | decode | windows | decode s/window | decode s | model s | decode share | wall s | "
+    from common import mean_ci
+
+    def cell(values: list[float], digits: int) -> str:
+        mean, half = mean_ci(values)
+        return f"{mean:.{digits}f}" + ("" if half != half else f" ± {half:.{digits}f}")  # NaN: a single run
+
+    print(f"Mean ± half-width of the 95% t-interval over {args.repeats} runs (each a fresh process):\n")
+    print("| source | model | decode | windows | decode s/window | model s | decode share % | wall s | "
           "peak RSS growth MB |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for size, model, option, r in rows:
-        if "error" in r:
-            print(f"| {size} | {model} | {option} | failed: {r['error']} | | | | | | |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for size, model, option, results in rows:
+        failed = [r["error"] for r in results if "error" in r]
+        done = [r for r in results if "error" not in r]
+        if failed:
+            print(f"| {size} | {model} | {option} | {len(failed)} run(s) failed: {failed[0]} | | | | | |")
+        if not done:
             continue
-        share = r["decode_s"] / max(r["decode_s"] + r["model_s"], 1e-9)
-        print(f"| {size} | {model} | {option} | {r['windows']} | {r['decode_s'] / max(r['windows'], 1):.2f} | "
-              f"{r['decode_s']:.1f} | {r['model_s']:.1f} | {100 * share:.0f}% | {r['wall_s']:.1f} | "
-              f"{r['rss_growth_mb']:.0f} |")
+        print(f"| {size} | {model} | {option} | {done[0]['windows']} | "
+              f"{cell([r['decode_s'] / max(r['windows'], 1) for r in done], 2)} | "
+              f"{cell([r['model_s'] for r in done], 1)} | "
+              f"{cell([100 * r['decode_s'] / max(r['decode_s'] + r['model_s'], 1e-9) for r in done], 0)} | "
+              f"{cell([r['wall_s'] for r in done], 1)} | {cell([r['rss_growth_mb'] for r in done], 0)} |")
     if comparisons:
         print("\n| source | model | decode vs full | instants | max grey-level diff | mean diff | windows | "
               "min cosine | mean cosine |")
@@ -333,6 +347,7 @@ def main() -> None:
     indexing.add_argument("--size", nargs="+", default=[], metavar="WxH",
                           help="test-pattern videos of these sizes, each --decode-size in a fresh process, compared")
     indexing.add_argument("--decode-size", nargs="+", default=["auto"], metavar="auto|full|PIXELS")
+    indexing.add_argument("--repeats", type=int, default=3, help="with --size: runs of each decode size")
     vectors = commands.add_parser("vectors")
     vectors.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     vectors.add_argument("--data", nargs="+", default=["random", "clustered"])
