@@ -82,8 +82,17 @@ def stored(index: Path) -> tuple[list[tuple[float, float, str]], np.ndarray, dic
 def scaled_build(big, tiny_checkpoint, tmp_path_factory) -> tuple[Path, list[tuple[int, ...]]]:
     """An index of the 1080p video with the default decode size, and the shapes decoded while building it."""
     out = tmp_path_factory.mktemp("scaled") / "big.index"
+    import vidla.data.transforms as transforms
+
     with pytest.MonkeyPatch.context() as monkeypatch:
         shapes = spy_on_frames_at(monkeypatch)
+        preprocess = transforms.preprocess_video
+
+        def spy(frames, *args, **kwargs):  # what the transform is handed at once (it makes a float copy)
+            shapes.append(("preprocess", *frames.shape))
+            return preprocess(frames, *args, **kwargs)
+
+        monkeypatch.setattr(transforms, "preprocess_video", spy)
         build_index([big], out, tiny_checkpoint, settings=one_second_windows())
     return out, shapes
 
@@ -95,7 +104,11 @@ def scaled_index(scaled_build) -> Path:
 
 def test_indexing_decodes_at_the_training_size_and_gives_the_training_loaders_vectors(big, model, scaled_build):
     index, shapes = scaled_build
-    assert shapes and {shape[1:] for shape in shapes} == {SCALED}  # never a 1080p frame
+    decoded = [shape for shape in shapes if shape[0] != "preprocess"]
+    preprocessed = [shape[1:] for shape in shapes if shape[0] == "preprocess"]
+    assert decoded and {shape[1:] for shape in decoded} == {SCALED}  # never a 1080p frame
+    assert {shape[1:] for shape in preprocessed} == {SCALED} and max(shape[0] for shape in preprocessed) <= 8
+    assert sum(shape[0] for shape in preprocessed) == sum(shape[0] for shape in decoded)  # each frame once
     windows, vectors, identity = stored(index)
     assert identity["decode"] == {"resize_to": 64}
     assert len(windows) == 3

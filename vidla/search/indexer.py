@@ -36,6 +36,7 @@ from vidla.search.windows import Window, WindowConfig, plan_windows, window_time
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".3gp")
 _HASH_CHUNK = 1 << 20
+_PREPROCESS_FRAMES = 8
 
 
 @dataclass
@@ -159,8 +160,11 @@ def iter_window_frames(reader, windows: Sequence[Window], num_frames: int, image
     next_window = 0
     for begin in range(0, len(instants), chunk):
         wanted = instants[begin:begin + chunk]
-        decoded = reader.frames_at(wanted)
-        pixels = preprocess_video(torch.from_numpy(decoded.frames), image_size)
+        frames = torch.from_numpy(reader.frames_at(wanted).frames)
+        # a few frames at a time: the transform's float copy of 64 frames would be 4x the decoded chunk
+        pixels = torch.cat([preprocess_video(frames[i:i + _PREPROCESS_FRAMES], image_size)
+                            for i in range(0, len(frames), _PREPROCESS_FRAMES)])
+        del frames
         cache.update(zip(wanted, pixels))
         decoded_to = wanted[-1]
         while next_window < len(order) and max(times[order[next_window]]) <= decoded_to:
