@@ -40,6 +40,8 @@ _HELP = {
     "duration_bins": "duration bin edges in seconds, e.g. 10,20,30 (default: 5 bins of similar counts)",
     "num_duration_bins": "number of quantile duration bins when --duration-bins is not given",
     "progress": "show progress bars (--no-progress to hide)",
+    "decode_size": "shorter side frames are decoded to: auto (default; twice the model's input size, the pixels "
+                   "training's loader gives), full (the source's size) or pixels",
     "threads": "CPU threads of this process (torch.set_num_threads); one per process is fastest on a busy machine",
 }
 _CHOICES = {"precision": ["fp32", "bf16", "fp16"], "spatial_views": [1, 3], "templates": ["kinetics", "none"]}

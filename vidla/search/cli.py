@@ -39,6 +39,9 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     index.add_argument("--vector-index", default="auto", choices=["auto", "flat", "hnsw", "ivf"],
                        help="exact (flat) or approximate (hnsw, ivf); auto: exact up to --exact-limit windows")
     index.add_argument("--exact-limit", type=int, default=100_000)
+    index.add_argument("--decode-size", default="auto", metavar="auto|full|PIXELS",
+                       help="shorter side frames are decoded to: auto (default) = twice the model's input size, as "
+                            "training's loader (an existing index keeps its own); full = the source's size")
     index.add_argument("--shard", default="0/1", help="i/N: index only the i-th of N slices of the videos")
     index.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     index.add_argument("--no-progress", action="store_true")
@@ -106,7 +109,7 @@ def run_index(args: argparse.Namespace) -> int:
             if device is None and torch_cuda():
                 device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
         settings = IndexSettings(windows=windows, vectors=vectors, batch_size=args.batch_size, shard=shard,
-                                 progress=not args.no_progress)
+                                 progress=not args.no_progress, decode_size=args.decode_size)
         model = None
         if device or torch_cuda():
             import vidla

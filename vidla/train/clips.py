@@ -118,7 +118,8 @@ class MultiClipSamples(Dataset):
         segments = segments_of(record)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(hash((self.seed, key)) % 2**63)
-            frames = read_multi_clip(record.video, segments, self.frames_per_clip, self.sampling, self.augment)
+            frames = read_multi_clip(record.video, segments, self.frames_per_clip, self.sampling, self.augment,
+                                     resize_to=self.transform.decode_size)  # decoded as VideoTextDataset decodes
             video = self.transform(frames)
         return {"video": video, "texts": {"caption": " ".join(s.text.strip() for s in segments)},
                 "sentences": [s.text for s in segments]}
