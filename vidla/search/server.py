@@ -4,7 +4,8 @@
     GET /api/info                          what the index holds
     GET /api/search?q=TEXT&k=10&min_score  moments for a text query, grouped per video
     GET /api/similar/{window_id}?k=10      moments like a window of the index ("more like this")
-    GET /api/thumbnails/{window_id}/{i}    JPEG of the i-th frame the model saw in that window (cached)
+    GET /api/thumbnails/{window_id}/{i}    JPEG of the i-th frame the model saw in that window, or a
+                                           nearby one when it is flat (black, a fade); cached
     GET /api/videos/{video_id}             the video file, with HTTP range requests (206) for seeking
 
 Files are reached only through ids of the index: no request names a path, so nothing outside the index can be read.
@@ -21,12 +22,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from vidla.search.query import SearchIndex, VideoHits
 
 MAX_QUERY_CHARS = 500
 MAX_K = 100
 THUMBNAIL_WIDTH = 160
 STRIP = 4  # thumbnails per result card
+# A frame whose luma varies less than this (black, a fade, a blank card; grey levels, 0-255) makes a poor thumbnail:
+# a nearby frame of the same strip slot is shown instead, when one is not flat.
+FLAT_LUMA_STD = 4.0
 
 
 def _jpeg(frame, width: int = THUMBNAIL_WIDTH) -> bytes:
@@ -37,6 +43,22 @@ def _jpeg(frame, width: int = THUMBNAIL_WIDTH) -> bytes:
     out = io.BytesIO()
     image.resize((width, height), Image.BICUBIC).save(out, format="JPEG", quality=85)
     return out.getvalue()
+
+
+def is_flat(frame: np.ndarray) -> bool:
+    """True for a frame [H, W, 3] (uint8 RGB) whose luma (BT.601) has a standard deviation under FLAT_LUMA_STD."""
+    luma = frame[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return float(luma.std()) < FLAT_LUMA_STD
+
+
+def slot_positions(position: int, frames: int) -> list[int]:
+    """The window frames a thumbnail may show for `position`, best first: itself, then its neighbours in its strip
+    slot (later first: a fade from black ends later), within half a slot so that neighbouring cards differ."""
+    reach = max(1, frames // (2 * STRIP))
+    order = [position]
+    for d in range(1, reach + 1):
+        order += [p for p in (position + d, position - d) if 0 <= p < frames]
+    return order
 
 
 class Thumbnails:
@@ -61,20 +83,31 @@ class Thumbnails:
         row = rows[window_id]
         video = self.index.store.video(row.video_id)
         frames = self.index.identity["model"]["num_frames"]
-        instant = window_timestamps(Window(row.start, row.end, row.scale), frames)[position]
-        key = hashlib.sha256(f"{video.sha256}:{instant:.6f}:{THUMBNAIL_WIDTH}".encode()).hexdigest()[:32]
+        instants = window_timestamps(Window(row.start, row.end, row.scale), frames)
+        candidates = [instants[i] for i in slot_positions(position, frames)]
+        key = hashlib.sha256(f"{video.sha256}:{candidates}:{THUMBNAIL_WIDTH}:{FLAT_LUMA_STD}".encode()).hexdigest()[:32]
         cached = self._read(key)
         if cached is not None:
             return cached
+        data = _jpeg(self._decode_informative(video.path, candidates))
+        self._write(key, data)
+        return data
+
+    @staticmethod
+    def _decode_informative(path: str, candidates: list[float]) -> np.ndarray:
+        """The first candidate's frame, or, when it is flat, the nearest candidate's that is not (else the first)."""
         from vidla.data.decode import open_video
         from vidla.data.transforms import decode_size
 
         # A thumbnail's shorter side is at most its width: decode to the rule's size for that, not the source's (PIL's
         # antialiased resize does the last step, as the model's transform does for the index).
-        with open_video(video.path, resize_to=decode_size(THUMBNAIL_WIDTH)) as reader:
-            data = _jpeg(reader.frames_at([instant]).frames[0])
-        self._write(key, data)
-        return data
+        with open_video(path, resize_to=decode_size(THUMBNAIL_WIDTH)) as reader:
+            first = reader.frames_at(candidates[:1]).frames[0]
+            if not is_flat(first) or len(candidates) == 1:
+                return first
+            others = sorted(candidates[1:])  # one forward pass over the rest
+            decoded = dict(zip(others, reader.frames_at(others).frames))
+        return next((decoded[t] for t in candidates[1:] if not is_flat(decoded[t])), first)
 
     def _read(self, key: str) -> bytes | None:
         if key in self.memory:
