@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def machine() -> str:
@@ -108,70 +109,110 @@ def dataset(kind: str, n: int, queries: int, dim: int, seed: int) -> tuple[np.nd
     return data, unit(0.5 * owners + 0.87 * unit(rng.standard_normal((queries, dim), np.float32)))
 
 
-def latencies(index, queries: np.ndarray, k: int = 10) -> tuple[float, float, float]:
+def latencies(index, queries: np.ndarray, k: int = 10, params=None) -> tuple[float, float, float]:
     """Wall-clock p50 and p99 (ms), and the p50 of the CPU time the query thread used (ms): on a shared, busy
     machine the wall clock also counts the time other processes hold the core; the CPU time is what a query costs
     a core of its own (faiss runs a single query on the calling thread)."""
     times, cpu = [], []
     for q in queries:
         started, started_cpu = time.perf_counter(), time.thread_time()
-        index.search(q[None], k)
+        index.search(q[None], k, params=params)
         times.append(time.perf_counter() - started)
         cpu.append(time.thread_time() - started_cpu)
     return (float(np.percentile(times, 50) * 1e3), float(np.percentile(times, 99) * 1e3),
             float(np.percentile(cpu, 50) * 1e3))
 
 
-def recall(index, queries: np.ndarray, truth: np.ndarray, k: int = 10) -> float:
-    _, found = index.search(queries, k)
-    return float(np.mean([len(set(f) & set(t)) / k for f, t in zip(found, truth)]))
+def recall(found: np.ndarray, truth: np.ndarray, k: int = 10) -> float:
+    return float(np.mean([len(set(f[:k]) & set(t[:k])) / k for f, t in zip(found, truth)]))
+
+
+class Reranked:
+    """ivf-sq8 as `SearchIndex` uses it: fetch `fetch` candidates by the codes' scores, re-score them with the float
+    vectors and keep the best k. The float vectors come from memory here (SQLite in vidla: its cost is in the
+    `endtoend` figures)."""
+
+    def __init__(self, index, vectors: np.ndarray, fetch: int):
+        self.index, self.vectors, self.fetch = index, vectors, fetch
+
+    def search(self, queries: np.ndarray, k: int, params=None):
+        _, candidates = self.index.search(queries, self.fetch, params=params)
+        found = np.empty((len(queries), k), np.int64)
+        for row, (q, ids) in enumerate(zip(queries, candidates)):
+            ids = ids[ids >= 0]
+            best = np.argsort(-(self.vectors[ids] @ q))[:k]
+            found[row, :len(best)] = ids[best]
+            found[row, len(best):] = -1
+        return None, found
 
 
 def bench_vectors(args: argparse.Namespace) -> None:
     import faiss
 
-    from vidla.search.vectors import VectorIndexConfig, build_vector_index
+    from common import mean_ci
+    from vidla.search.vectors import VectorIndexConfig, build_vector_index, search_parameters
 
-    print(f"machine: {machine()}; faiss {faiss.__version__}, one thread per query; {args.queries} queries, k = 10\n")
-    print("| vectors | data | index | build s | p50 ms | p99 ms | CPU p50 ms | recall@10 |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"machine: {machine()}; faiss {faiss.__version__}, one thread per query; {args.queries} queries, k = 10, "
+          f"data seeds {args.seeds}\n")
+    print("| vectors | data | seed | index | build s | bytes/vector | p50 ms | p99 ms | CPU p50 ms | recall@10 |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    rows: dict[tuple, list[tuple[float, float, float, float]]] = {}  # (n, data, index) -> per seed figures
+
+    def measure(n, kind, seed, described, build, size, index, queries, truth, params=None):
+        faiss.omp_set_num_threads(1)
+        p50, p99, cpu = latencies(index, queries, params=params)
+        found = index.search(queries, 10, params=params)[1]
+        r = recall(found, truth)
+        print(f"| {n:,} | {kind} | {seed} | {described} | {build:.1f} | {size:,.0f} | {p50:.2f} | {p99:.2f} | "
+              f"{cpu:.2f} | {r:.3f} |", flush=True)
+        rows.setdefault((n, kind, described), []).append((build, p50, cpu, r))
+
     for n in args.sizes:
         for kind in args.data:
-            data, queries = dataset(kind, n, args.queries, args.dim, seed=0)
-            ids = np.arange(n, dtype=np.int64)
-            faiss.omp_set_num_threads(args.build_threads)
-            started = time.perf_counter()
-            exact = build_vector_index(ids, data, VectorIndexConfig(kind="flat"))
-            build = time.perf_counter() - started
-            _, truth = exact.search(queries, 10)
-            faiss.omp_set_num_threads(1)
-            p50, p99, cpu = latencies(exact, queries)
-            print(f"| {n:,} | {kind} | flat (exact) | {build:.1f} | {p50:.2f} | {p99:.2f} | {cpu:.2f} | 1 |",
-                  flush=True)
-            approximate = [("ivf", VectorIndexConfig(kind="ivf"))]
-            if n <= args.hnsw_limit:
-                approximate.append(("hnsw", VectorIndexConfig(kind="hnsw")))
-            for name, config in approximate:
+            for seed in args.seeds:
+                data, queries = dataset(kind, n, args.queries, args.dim, seed=seed)
+                ids = np.arange(n, dtype=np.int64)
                 faiss.omp_set_num_threads(args.build_threads)
                 started = time.perf_counter()
-                index = build_vector_index(ids, data, config)
+                exact = build_vector_index(ids, data, VectorIndexConfig(kind="flat"))
                 build = time.perf_counter() - started
-                inner = faiss.downcast_index(index.index)
-                settings = [("nprobe", p) for p in args.nprobe] if name == "ivf" else \
-                    [("efSearch", e) for e in args.ef_search]
-                for label, value in settings:
-                    if name == "ivf":
-                        inner.nprobe = value
-                        described = f"ivf nlist {inner.nlist}, nprobe {value}"
-                    else:
-                        inner.hnsw.efSearch = value
-                        described = f"hnsw M 32, efSearch {value}"
-                    faiss.omp_set_num_threads(1)
-                    p50, p99, cpu = latencies(index, queries)
-                    print(f"| {n:,} | {kind} | {described} | {build:.1f} | {p50:.2f} | {p99:.2f} | {cpu:.2f} | "
-                          f"{recall(index, queries, truth):.3f} |", flush=True)
-                del index
-            del exact, data
+                _, truth = exact.search(queries, 10)
+                if not args.skip_exact:
+                    measure(n, kind, seed, "flat (exact)", build, 4 * args.dim, exact, queries, truth)
+                del exact
+                approximate = list(args.ivf)
+                if n <= args.hnsw_limit:
+                    approximate.append("hnsw")
+                for name in approximate:
+                    config = VectorIndexConfig(kind=name, ivf_nlist=args.nlist)
+                    faiss.omp_set_num_threads(args.build_threads)
+                    started = time.perf_counter()
+                    index = build_vector_index(ids, data, config)
+                    build = time.perf_counter() - started
+                    size = len(faiss.serialize_index(index)) / n
+                    inner = faiss.downcast_index(index.index)
+                    searched = Reranked(index, data, args.rerank) if name == "ivf-sq8" else index
+                    for value in (args.ef_search if name == "hnsw" else args.nprobe):
+                        if name == "hnsw":
+                            params = search_parameters(index, ef_search=value)
+                            described = f"hnsw M 32, efSearch {value}"
+                        else:
+                            params = search_parameters(index, nprobe=value)
+                            described = f"{name} nlist {inner.nlist}, nprobe {value}" + \
+                                (f", re-rank {args.rerank}" if name == "ivf-sq8" else "")
+                        measure(n, kind, seed, described, build, size, searched, queries, truth, params)
+                    del index, searched
+                del data
+    if len(args.seeds) > 1:
+        print(f"\nOver the {len(args.seeds)} data seeds: mean ± half-width of the 95% t-interval\n")
+        print("| vectors | data | index | build s | p50 ms | CPU p50 ms | recall@10 |")
+        print("|---|---|---|---|---|---|---|")
+        for (n, kind, described), values in rows.items():
+            cells = []
+            for column, digits in zip(zip(*values), (1, 2, 2, 3)):
+                mean, half = mean_ci(list(column))
+                cells.append(f"{mean:.{digits}f} ± {half:.{digits}f}")
+            print(f"| {n:,} | {kind} | {described} | " + " | ".join(cells) + " |")
     print(f"\nmachine after: {machine()}")
 
 
@@ -190,7 +231,14 @@ def main() -> None:
     vectors.add_argument("--data", nargs="+", default=["random", "clustered"])
     vectors.add_argument("--dim", type=int, default=512)
     vectors.add_argument("--queries", type=int, default=200)
-    vectors.add_argument("--nprobe", type=int, nargs="+", default=[16, 32, 64, 128])
+    vectors.add_argument("--seeds", type=int, nargs="+", default=[0], help="data seeds (>= 3 for an interval)")
+    vectors.add_argument("--ivf", nargs="+", default=["ivf", "ivf-sq8"], choices=["ivf", "ivf-sq8"],
+                         help="the ivf kinds to measure")
+    vectors.add_argument("--nlist", type=int, default=None, help="ivf cells (default: vidla's, 4 sqrt(n))")
+    vectors.add_argument("--nprobe", type=int, nargs="+", default=[8, 16, 32, 64])
+    vectors.add_argument("--rerank", type=int, default=200,
+                         help="ivf-sq8: candidates re-scored exactly (vidla fetches 20 k = 200 for k = 10)")
+    vectors.add_argument("--skip-exact", action="store_true", help="no exact-search latency rows (truth only)")
     vectors.add_argument("--ef-search", type=int, nargs="+", default=[64, 128, 256])
     vectors.add_argument("--hnsw-limit", type=int, default=100_000, help="skip hnsw (slow to build) above this")
     vectors.add_argument("--build-threads", type=int, default=2)

@@ -34,8 +34,9 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
                        help="window lengths in seconds, e.g. short=4,medium=12,long=36 (the default)")
     index.add_argument("--stride", type=float, default=0.5, help="window start step as a fraction of its length")
     index.add_argument("--batch-size", type=int, default=8, help="windows per model call")
-    index.add_argument("--vector-index", default="auto", choices=["auto", "flat", "hnsw", "ivf"],
-                       help="exact (flat) or approximate (hnsw, ivf); auto: exact up to --exact-limit windows")
+    index.add_argument("--vector-index", default="auto", choices=["auto", "flat", "hnsw", "ivf", "ivf-sq8"],
+                       help="exact (flat) or approximate (hnsw, ivf, ivf-sq8: 8-bit codes, 4x less memory, "
+                            "re-ranked exactly); auto: exact up to --exact-limit windows, ivf beyond")
     index.add_argument("--exact-limit", type=int, default=100_000)
     index.add_argument("--shard", default="0/1", help="i/N: index only the i-th of N slices of the videos")
     index.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
@@ -53,6 +54,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--start", type=float, help="with --example: clip start in seconds")
     search.add_argument("--end", type=float, help="with --example: clip end in seconds")
     search.add_argument("--checkpoint", help="the model (default: the checkpoint recorded in the index)")
+    _add_tuning(search)
     search.set_defaults(func=run_search)
 
     serve = subparsers.add_parser("serve", help="HTTP search API and web page over an index",
@@ -62,7 +64,17 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--checkpoint", help="the model (default: the checkpoint recorded in the index)")
+    _add_tuning(serve)
     serve.set_defaults(func=run_serve)
+
+
+def _add_tuning(parser: argparse.ArgumentParser) -> None:
+    """Query-time recall/speed settings of an approximate index (no rebuild; an exact index ignores them)."""
+    parser.add_argument("--nprobe", type=int, default=None,
+                        help="ivf indexes: cells scanned per query (default: the index's, 32); more = better recall, "
+                             "proportionally slower")
+    parser.add_argument("--ef-search", type=int, default=None,
+                        help="hnsw indexes: candidates kept while searching the graph (default: the index's, 128)")
 
 
 def torch_cuda() -> bool:
@@ -134,7 +146,7 @@ def run_search(args: argparse.Namespace) -> int:
         print("vidla search: give a text query or --example VIDEO (one of them)", file=sys.stderr)
         return 2
     try:
-        index = SearchIndex(args.index, checkpoint=args.checkpoint)
+        index = SearchIndex(args.index, checkpoint=args.checkpoint, nprobe=args.nprobe, ef_search=args.ef_search)
         if args.example:
             results = index.search_example(args.example, args.start, args.end, k=args.k, min_score=args.min_score)
         else:
@@ -169,11 +181,12 @@ def run_serve(args: argparse.Namespace) -> int:
     from vidla.search.server import serve
 
     try:
-        serve(Path(args.index), host=args.host, port=args.port, checkpoint=args.checkpoint)
+        serve(Path(args.index), host=args.host, port=args.port, checkpoint=args.checkpoint, nprobe=args.nprobe,
+              ef_search=args.ef_search)
     except ImportError as e:
         print(f"vidla serve: {e.name or e} is not installed: pip install 'vidla[search]'", file=sys.stderr)
         return 1
-    except (SearchIndexError, FileNotFoundError) as e:
+    except (SearchIndexError, FileNotFoundError, ValueError) as e:
         print(f"vidla serve: {e}", file=sys.stderr)
         return 1
     return 0
