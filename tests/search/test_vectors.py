@@ -119,3 +119,20 @@ def test_a_deletion_rebuilds_the_ivf_without_the_deleted_windows(tmp_path):
     assert index.ntotal == len(vectors) - 2 * WINDOWS
     _, found = search_vectors(index, vectors[:WINDOWS], 50, nprobe=20)  # video 0's own windows as queries
     assert not gone & set(found.ravel().tolist())
+
+
+def test_vidla_search_takes_nprobe_and_rejects_absurd_values(tmp_path, built_index, capsys):
+    import json
+
+    from vidla.cli import main
+
+    vectors, _ = clustered()
+    make_store(tmp_path, vectors).close()
+    assert main(["search", str(tmp_path), "anything", "--nprobe", "0"]) == 1
+    assert "nprobe must be between 1 and" in capsys.readouterr().err
+    assert main(["search", str(built_index), "a red square moves right", "-k", "3", "--json", "--nprobe", "4",
+                 "--ef-search", "8"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    expected = SearchIndex(built_index).search_text("a red square moves right", k=3)
+    assert [m["window_id"] for v in printed["results"] for m in v["moments"]] == \
+           [m.window_id for v in expected for m in v.moments]
