@@ -2,6 +2,8 @@
 
     python bench/search.py indexing                    # vidla-b32 meanpool and hta, random weights, generated videos
     python bench/search.py vectors --sizes 10000 100000 1000000
+    python bench/search.py vectors --sizes 1000000 --data clustered --seeds 0 1 2   # mean and 95% t-interval
+    python bench/search.py endtoend --windows 1000000                               # vidla search's own path
 
 Indexing: windows/s through `build_index` (decoding in its thread beside the model) and the time each side spent:
 decode = opening, decoding and preprocessing frames; model = encode_video on the batches.
@@ -216,6 +218,92 @@ def bench_vectors(args: argparse.Namespace) -> None:
     print(f"\nmachine after: {machine()}")
 
 
+def bench_endtoend(args: argparse.Namespace) -> None:
+    """`vidla search` at `--windows` windows: an IndexStore filled through its own API (videos of the default window
+    plan, vectors clustered per video as in the `vectors` set), the vector index built by `refresh_vectors` as
+    `vidla index` builds it, then `SearchIndex.search_vector` timed whole and split into the faiss search and the
+    rest (SQLite lookups of the hits, the ivf-sq8 re-rank, merging into moments); the text encoder separately."""
+    import faiss
+    import torch
+    from tqdm import tqdm
+
+    from vidla.search import SearchIndex, VectorIndexConfig, WindowConfig
+    from vidla.search.indexer import refresh_vectors
+    from vidla.search.store import IndexStore, VideoRow
+    from vidla.search.vectors import search_vectors
+    from vidla.search.windows import plan_windows
+
+    torch.set_num_threads(1)
+    windows = plan_windows(args.video_seconds, WindowConfig())
+    videos = args.windows // len(windows)
+    rng = np.random.default_rng(args.seed)
+    print(f"machine: {machine()}; faiss {faiss.__version__} on one thread per query, torch {torch.__version__} on 1")
+    print(f"{videos:,} videos of {args.video_seconds:.0f} s x {len(windows)} windows (default plan) = "
+          f"{videos * len(windows):,} windows of {args.dim}-d; vector index {args.kind}\n")
+    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+        folder = Path(tmp) / "bench.index"
+        store = IndexStore(folder, create=True)
+        store.set_identity({"model": {"id": "bench", "checkpoint": None, "embed_dim": args.dim, "num_frames": 12},
+                            "windows": {}})
+        centres = unit(rng.standard_normal((videos, args.dim), np.float32))
+        started = time.perf_counter()
+        rows = [(w.start, w.end, w.scale) for w in windows]
+        for v in tqdm(range(videos), desc="filling the store", unit="video", mininterval=5):
+            noise = unit(rng.standard_normal((len(windows), args.dim), np.float32))
+            store.put_video(VideoRow(0, f"/videos/{v:07d}.mp4", 1, 1, f"{v:064x}", args.video_seconds), rows,
+                            unit(0.8 * centres[v] + 0.6 * noise))
+        fill = time.perf_counter() - started
+        faiss.omp_set_num_threads(args.build_threads)
+        started = time.perf_counter()
+        kind = refresh_vectors(store, "bench", VectorIndexConfig(kind=args.kind))
+        build = time.perf_counter() - started
+        store.close()
+        size = {f.name: f.stat().st_size / 2**20 for f in folder.iterdir() if f.is_file()}
+        started = time.perf_counter()
+        index = SearchIndex(folder, nprobe=args.nprobe)
+        opened = time.perf_counter() - started
+        faiss.omp_set_num_threads(1)
+        owners = centres[rng.integers(0, videos, args.queries)]
+        queries = unit(0.5 * owners + 0.87 * unit(rng.standard_normal((args.queries, args.dim), np.float32)))
+        total, vector = [], []
+        for q in queries:
+            started = time.perf_counter()
+            index.search_vector(q, k=10)
+            total.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            search_vectors(index.vectors, q[None], 200, nprobe=args.nprobe)  # what search_vector fetches for k=10
+            vector.append(time.perf_counter() - started)
+        model = _text_model(args.model)
+        text = []
+        for i in range(args.queries // 4):
+            started = time.perf_counter()
+            model.encode_text([f"a dog jumps into the pool number {i}"])
+            text.append(time.perf_counter() - started)
+        p = lambda xs, q=50: float(np.percentile(xs, q) * 1e3)  # noqa: E731
+        print(f"filling the store: {fill:.0f} s ({videos * len(windows) / fill:,.0f} windows/s); vector index "
+              f"({kind}) built from SQLite in {build:.0f} s; opening the index {opened:.1f} s")
+        print("files: " + ", ".join(f"{name} {mb:,.0f} MiB" for name, mb in sorted(size.items())) + "\n")
+        print("| step | p50 ms | p99 ms |")
+        print("|---|---|---|")
+        rest = np.array(total) - np.array(vector)
+        print(f"| faiss search (200 candidates, nprobe {args.nprobe or 'default'}) | {p(vector):.2f} | "
+              f"{p(vector, 99):.2f} |")
+        print(f"| SQLite lookups + merging into moments{' + exact re-rank' if kind == 'ivf-sq8' else ''} "
+              f"| {p(rest):.2f} | {p(rest, 99):.2f} |")
+        print(f"| search_vector, k = 10 (the two above) | {p(total):.2f} | {p(total, 99):.2f} |")
+        print(f"| text encoder ({args.model}, 1 text, 1 thread) | {p(text):.2f} | {p(text, 99):.2f} |")
+        index.close()
+    print(f"\nmachine after: {machine()}")
+
+
+def _text_model(name: str):
+    import vidla
+
+    model = vidla.create_model(name).eval()  # random weights: the forward pass costs the same
+    model.encode_text(["warm up"])
+    return model
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="what", required=True)
@@ -242,8 +330,19 @@ def main() -> None:
     vectors.add_argument("--ef-search", type=int, nargs="+", default=[64, 128, 256])
     vectors.add_argument("--hnsw-limit", type=int, default=100_000, help="skip hnsw (slow to build) above this")
     vectors.add_argument("--build-threads", type=int, default=2)
+    endtoend = commands.add_parser("endtoend")
+    endtoend.add_argument("--windows", type=int, default=1_000_000)
+    endtoend.add_argument("--video-seconds", type=float, default=138.0, help="138 s: 100 windows at 4/12/36 s")
+    endtoend.add_argument("--dim", type=int, default=512)
+    endtoend.add_argument("--kind", default="auto", choices=["auto", "ivf", "ivf-sq8"])
+    endtoend.add_argument("--nprobe", type=int, default=None)
+    endtoend.add_argument("--queries", type=int, default=200)
+    endtoend.add_argument("--seed", type=int, default=0)
+    endtoend.add_argument("--model", default="vidla-b32")
+    endtoend.add_argument("--build-threads", type=int, default=2)
+    endtoend.add_argument("--tmp", default=None, help="where the temporary index goes (2.3 GB at 1M windows)")
     args = parser.parse_args()
-    bench_indexing(args) if args.what == "indexing" else bench_vectors(args)
+    {"indexing": bench_indexing, "vectors": bench_vectors, "endtoend": bench_endtoend}[args.what](args)
 
 
 if __name__ == "__main__":
