@@ -134,6 +134,7 @@ def create_app(index: SearchIndex | str | Path, checkpoint: str | Path | None = 
     def info() -> dict[str, Any]:
         with lock:
             return {"videos": len(index.store.videos()), "windows": int(index.vectors.ntotal),
+                    "vector_index": index.vector_kind,
                     "model": index.identity["model"], "windows_config": index.identity["windows"]}
 
     @app.get("/api/search")
