@@ -85,13 +85,16 @@ def make_store(folder, vectors: np.ndarray) -> IndexStore:
     return store
 
 
-@pytest.mark.parametrize("kind", ["ivf", "ivf-sq8"])
-def test_search_index_returns_the_exact_top_k_with_exact_scores(tmp_path, kind):
+@pytest.mark.parametrize("kind, built", [("ivf", "ivf"), ("ivf-sq8", "ivf-sq8"), ("auto", "ivf-sq8")])
+def test_search_index_returns_the_exact_top_k_with_exact_scores(tmp_path, kind, built):
     """Through SearchIndex, as `vidla search` runs: ivf-sq8's scores are decoded from 8-bit codes, and the exact
-    re-rank from SQLite's float vectors must give back numpy's top 10 and its cosines."""
+    re-rank from SQLite's float vectors must give back numpy's top 10 and its cosines. `auto` beyond its exact
+    limit builds ivf-sq8."""
     vectors, queries = clustered()
     store = make_store(tmp_path, vectors)
-    assert refresh_vectors(store, "synthetic", VectorIndexConfig(kind=kind, ivf_nlist=20)) == kind
+    config = VectorIndexConfig(kind=kind, ivf_nlist=20, exact_limit=len(vectors) - 1)
+    assert refresh_vectors(store, "synthetic", config) == built
+    kind = built
     window_ids, stored = collect(store.iter_vectors(), DIM)  # id order = insertion order
     np.testing.assert_array_equal(stored, vectors)
     index = SearchIndex(tmp_path, model=None, nprobe=20)

@@ -35,8 +35,8 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     index.add_argument("--stride", type=float, default=0.5, help="window start step as a fraction of its length")
     index.add_argument("--batch-size", type=int, default=8, help="windows per model call")
     index.add_argument("--vector-index", default="auto", choices=["auto", "flat", "hnsw", "ivf", "ivf-sq8"],
-                       help="exact (flat) or approximate (hnsw, ivf, ivf-sq8: 8-bit codes, 4x less memory, "
-                            "re-ranked exactly); auto: exact up to --exact-limit windows, ivf beyond")
+                       help="exact (flat) or approximate (ivf-sq8: 8-bit codes, re-ranked exactly, a quarter of "
+                            "ivf's memory; ivf; hnsw); auto: exact up to --exact-limit windows, ivf-sq8 beyond")
     index.add_argument("--exact-limit", type=int, default=100_000)
     index.add_argument("--shard", default="0/1", help="i/N: index only the i-th of N slices of the videos")
     index.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
