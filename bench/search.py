@@ -1,12 +1,18 @@
 """Video search benchmark: indexing throughput, and query latency / recall of the vector index.
 
     python bench/search.py indexing                    # vidla-b32 meanpool and hta, random weights, generated videos
+    python bench/search.py indexing --temporal meanpool --videos 1 --threads 1 \
+        --size 1920x1080 3840x2160 --decode-size full auto    # full-size vs decode-time scaling, on big frames
     python bench/search.py vectors --sizes 10000 100000 1000000
     python bench/search.py vectors --sizes 1000000 --data clustered --seeds 0 1 2   # mean and 95% t-interval
     python bench/search.py endtoend --windows 1000000                               # vidla search's own path
 
 Indexing: windows/s through `build_index` (decoding in its thread beside the model) and the time each side spent:
-decode = opening, decoding and preprocessing frames; model = encode_video on the batches.
+decode = opening, decoding and preprocessing frames; model = encode_video on the batches. With `--size` (test-pattern
+videos made by the ffmpeg command line, faster than numpy frames at 4K) and several `--decode-size` values, each run
+is a fresh process, which also reports its peak RSS growth while indexing, and the runs are compared: the largest
+grey-level difference of the preprocessed frames (decoded both ways, on up to 24 of the windows' instants) and the
+cosine between the vectors of the same windows.
 
 Vectors: single-query latency (wall-clock p50/p99 over the queries and the p50 of the CPU time the query used,
 faiss on one thread, as a server answering one query at a time) for the exact index and the approximate ones, and the approximate recall@10 against exact search, on two
@@ -64,12 +70,165 @@ def make_videos(folder: Path, count: int, seconds: float, fps: int = 25, size: t
                 container.mux(packet)
 
 
+def make_pattern_video(path: Path, seconds: float, size: tuple[int, int], fps: int = 25) -> None:
+    """ffmpeg's testsrc2 (moving shapes, a gradient, a clock) under fixed grain: H.264 veryfast, crf 23, a keyframe
+    every 2 s, yuv420p (about 24 Mbit/s at 4K)."""
+    import subprocess
+
+    width, height = size
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    f"testsrc2=size={width}x{height}:rate={fps}:duration={seconds}", "-vf", "noise=alls=10:allf=u",
+                    "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-g", str(2 * fps), "-pix_fmt", "yuv420p",
+                    str(path)], check=True)
+
+
+def _index_in_fresh_process(options: dict, results) -> None:
+    """One `build_index` run in a spawned process: its report and the growth of its peak RSS while indexing."""
+    import resource
+
+    import torch
+
+    import vidla
+    from vidla.search import IndexSettings, build_index
+
+    torch.set_num_threads(options["threads"])
+    torch.manual_seed(0)
+    model = vidla.create_model(options["model"], temporal=options["temporal"], num_frames=12)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    settings = IndexSettings(batch_size=options["batch_size"], progress=False, decode_size=options["decode_size"])
+    report = build_index([options["videos"]], options["out"], model=model, settings=settings)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    results.put({"windows": report.windows, "failed": dict(report.failed), "decode_s": report.decode_seconds,
+                 "model_s": report.model_seconds, "wall_s": report.seconds, "rss_growth_mb": (peak - before) / 1024,
+                 "peak_rss_mb": peak / 1024})
+
+
+def _run_isolated(options: dict) -> dict:
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    process = context.Process(target=_index_in_fresh_process, args=(options, results))
+    process.start()
+    process.join()
+    if process.exitcode != 0:
+        return {"error": f"exit code {process.exitcode}"}
+    return results.get(timeout=10)
+
+
+def compare_decodes(video: Path, image_size: int, resize_to: int | None, instants: int = 24) -> dict:
+    """Preprocessed frames (uint8, as the model gets them before normalising) decoded at full size and with
+    `resize_to`, on up to `instants` of the default windows' sampling instants: max and mean |difference|."""
+    import torch
+
+    from vidla.data.decode import open_video
+    from vidla.data.transforms import preprocess_video
+    from vidla.search.windows import WindowConfig, plan_windows, window_timestamps
+
+    with open_video(video) as full, open_video(video, resize_to=resize_to) as scaled:
+        times = sorted({t for w in plan_windows(full.info.duration, WindowConfig()) for t in window_timestamps(w, 12)})
+        times = [times[i] for i in np.linspace(0, len(times) - 1, min(instants, len(times))).round().astype(int)]
+        largest, total, count = 0, 0.0, 0
+        for begin in range(0, len(times), 4):  # 4 at a time: a 4K frame is 100 MB as float
+            chunk = times[begin:begin + 4]
+            a = preprocess_video(torch.from_numpy(full.frames_at(chunk).frames), image_size, normalized=False)
+            b = preprocess_video(torch.from_numpy(scaled.frames_at(chunk).frames), image_size, normalized=False)
+            difference = (a.int() - b.int()).abs()
+            largest, total, count = max(largest, int(difference.max())), total + float(difference.sum()), \
+                count + difference.numel()
+    return {"instants": len(times), "max": largest, "mean": total / count}
+
+
+def stored_vectors(index: Path) -> np.ndarray:
+    from vidla.search import IndexStore
+
+    with IndexStore(index, readonly=True) as store:
+        return np.concatenate([store.video_windows(v.id)[1] for v in sorted(store.videos().values(),
+                                                                            key=lambda v: v.path)])
+
+
+def bench_decode_sizes(args: argparse.Namespace) -> None:
+    """Indexing the same big videos with each --decode-size, each run in a fresh process (for its peak RSS)."""
+    import vidla
+    from vidla.data.transforms import resolve_decode_size
+
+    image_size = vidla.create_model(args.model).image_size
+    print(f"machine: {machine()}; torch threads {args.threads}")
+    print(f"{args.videos} video(s) of {args.seconds:.0f} s per size, testsrc2 + grain, 25 fps, H.264 veryfast crf 23 "
+          f"(keyframe every 2 s); default windows (4/12/36 s), 12 frames each, batch {args.batch_size}, random "
+          f"weights; decode auto = shorter side {resolve_decode_size('auto', image_size)} px\n")
+    rows, comparisons = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in args.size:
+            width, height = (int(v) for v in size.split("x"))
+            videos = Path(tmp) / size
+            videos.mkdir()
+            for v in range(args.videos):
+                make_pattern_video(videos / f"video{v}.mp4", args.seconds, (width, height))
+            for temporal in args.temporal:
+                indexes, runs = {}, {option: [] for option in args.decode_size}
+                for repeat in range(args.repeats):  # the options take turns, so load changes hit them alike
+                    for option in args.decode_size:
+                        decode = None if option == "full" else option
+                        out = Path(tmp) / f"{size}-{temporal}-{option}-{repeat}.index"
+                        result = _run_isolated({"model": args.model, "temporal": temporal, "threads": args.threads,
+                                                "batch_size": args.batch_size, "decode_size": decode,
+                                                "videos": str(videos), "out": str(out)})
+                        print(f"  {size} {temporal} decode {option} run {repeat}: {result}", file=sys.stderr,
+                              flush=True)
+                        runs[option].append(result)
+                        if "error" not in result:
+                            indexes.setdefault(option, out)
+                rows += [(size, f"{args.model} {temporal}", option, results) for option, results in runs.items()]
+                if "full" in indexes:
+                    for option, out in indexes.items():
+                        if option == "full":
+                            continue
+                        a, b = stored_vectors(indexes["full"]), stored_vectors(out)
+                        cosine = (a * b).sum(axis=1)
+                        pixels = compare_decodes(videos / "video0.mp4", image_size,
+                                                 resolve_decode_size(option, image_size))
+                        comparisons.append((size, f"{args.model} {temporal}", option, pixels, cosine))
+    from common import mean_ci
+
+    def cell(values: list[float], digits: int) -> str:
+        mean, half = mean_ci(values)
+        return f"{mean:.{digits}f}" + ("" if half != half else f" ± {half:.{digits}f}")  # NaN: a single run
+
+    print(f"Mean ± half-width of the 95% t-interval over {args.repeats} runs (each a fresh process):\n")
+    print("| source | model | decode | windows | decode s/window | model s | decode share % | wall s | "
+          "peak RSS growth MB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for size, model, option, results in rows:
+        failed = [r["error"] for r in results if "error" in r]
+        done = [r for r in results if "error" not in r]
+        if failed:
+            print(f"| {size} | {model} | {option} | {len(failed)} run(s) failed: {failed[0]} | | | | | |")
+        if not done:
+            continue
+        print(f"| {size} | {model} | {option} | {done[0]['windows']} | "
+              f"{cell([r['decode_s'] / max(r['windows'], 1) for r in done], 2)} | "
+              f"{cell([r['model_s'] for r in done], 1)} | "
+              f"{cell([100 * r['decode_s'] / max(r['decode_s'] + r['model_s'], 1e-9) for r in done], 0)} | "
+              f"{cell([r['wall_s'] for r in done], 1)} | {cell([r['rss_growth_mb'] for r in done], 0)} |")
+    if comparisons:
+        print("\n| source | model | decode vs full | instants | max grey-level diff | mean diff | windows | "
+              "min cosine | mean cosine |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for size, model, option, pixels, cosine in comparisons:
+            print(f"| {size} | {model} | {option} | {pixels['instants']} | {pixels['max']} | {pixels['mean']:.3f} | "
+                  f"{len(cosine)} | {cosine.min():.6f} | {cosine.mean():.6f} |")
+    print(f"\nmachine after: {machine()}")
+
+
 def bench_indexing(args: argparse.Namespace) -> None:
     import torch
 
     import vidla
     from vidla.search import IndexSettings, build_index
 
+    if args.size:
+        return bench_decode_sizes(args)
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         videos = Path(tmp) / "videos"
@@ -82,7 +241,7 @@ def bench_indexing(args: argparse.Namespace) -> None:
         for temporal in args.temporal:
             torch.manual_seed(0)
             model = vidla.create_model(args.model, temporal=temporal, num_frames=12)
-            settings = IndexSettings(batch_size=args.batch_size, progress=False)
+            settings = IndexSettings(batch_size=args.batch_size, progress=False, decode_size=args.decode_size[0])
             report = build_index([videos], Path(tmp) / f"{temporal}.index", model=model, settings=settings)
             share = report.decode_seconds / (report.decode_seconds + report.model_seconds)
             print(f"| {args.model} {temporal} | {report.windows} | {report.windows / report.seconds:.2f} | "
@@ -314,6 +473,10 @@ def main() -> None:
     indexing.add_argument("--seconds", type=float, default=20.0)
     indexing.add_argument("--batch-size", type=int, default=8)
     indexing.add_argument("--threads", type=int, default=2)
+    indexing.add_argument("--size", nargs="+", default=[], metavar="WxH",
+                          help="test-pattern videos of these sizes, each --decode-size in a fresh process, compared")
+    indexing.add_argument("--decode-size", nargs="+", default=["auto"], metavar="auto|full|PIXELS")
+    indexing.add_argument("--repeats", type=int, default=3, help="with --size: runs of each decode size")
     vectors = commands.add_parser("vectors")
     vectors.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     vectors.add_argument("--data", nargs="+", default=["random", "clustered"])

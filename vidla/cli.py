@@ -1,14 +1,18 @@
 """The `vidla` command: a thin layer over the Python API.
 
 Each feature area adds its subcommands through an `add_subcommands(subparsers)` function in its own
-`cli` module; a subcommand sets `func(args) -> int` on its parser.
+`cli` module; a subcommand sets `func(args) -> int` on its parser. A command reports a problem the user can fix
+by raising it (vidla/errors.py); `main` prints it as one line and returns its exit code.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+from vidla.errors import USER_ERRORS, exit_code
 
 # Feature areas whose subcommands are registered, in --help order. A module that is absent is skipped, so the
 # command keeps working while an area is being built.
@@ -52,6 +56,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except USER_ERRORS as e:  # the one place a command's user error becomes a message (the table: vidla/errors.py)
+        if os.environ.get("VIDLA_TRACEBACK"):
+            raise
+        print(f"vidla {command_name(args)}: error: {e}", file=sys.stderr)
+        return exit_code(e)
+
+
+def command_name(args: argparse.Namespace) -> str:
+    """`train`, `curate run`, ...: a command group names its chosen subcommand in `<group>_command`."""
+    return " ".join(str(value) for key, value in vars(args).items()
+                    if value and (key == "command" or key.endswith("_command")))
 
 
 if __name__ == "__main__":

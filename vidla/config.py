@@ -15,10 +15,12 @@ from typing import Any, TypeVar
 
 import yaml
 
+from vidla.errors import VidlaError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(VidlaError, ValueError):
     """A config that does not fit its dataclass; the message names the key."""
 
 

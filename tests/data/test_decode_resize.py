@@ -11,7 +11,7 @@ from vidla.data.datasets import ClipLoader
 from vidla.data.decode import VideoDecodeError, open_video
 from vidla.data.manifest import ClipRecord
 from vidla.data.synthetic import write_video
-from vidla.data.transforms import CLIP_STD, VideoTransform, preprocess_video
+from vidla.data.transforms import CLIP_STD, VideoTransform, decode_size, preprocess_video, resolve_decode_size
 from vidla.data.video import load_video
 
 
@@ -90,6 +90,20 @@ def test_dataset_output_on_real_videos_stays_close_to_the_full_size_path(realdat
 def test_training_transform_asks_for_room_to_crop():
     assert VideoTransform(224, train=True).decode_short_side == 280  # the 0.8 crop is resized up to 224
     assert VideoTransform(224).decode_short_side == 224
+
+
+def test_the_decode_size_rule():
+    """Twice what the transform needs, from one function: the transform, the dataset's "auto" and the option parser
+    agree with it (hand-computed values)."""
+    assert decode_size(224) == 448 and decode_size(224, train=True) == 560 and decode_size(336) == 672
+    assert VideoTransform(224).decode_size == 448 and VideoTransform(224, train=True).decode_size == 560
+    assert ClipLoader(transform=VideoTransform(224, train=True)).resize_to == 560
+    assert ClipLoader(transform=lambda frames: frames).resize_to is None  # a transform that states no need
+    assert resolve_decode_size("auto", 224) == 448 and resolve_decode_size("300", 224) == 300
+    assert resolve_decode_size(None, 224) is None and resolve_decode_size("full", 224) is None
+    for bad in ("huge", 0, -5, 2.5, True):
+        with pytest.raises(ValueError, match="decode size must be"):
+            resolve_decode_size(bad, 224)
 
 
 def test_source_frames_over_the_cap_are_refused_before_decoding(large, monkeypatch):

@@ -134,6 +134,15 @@ def test_read_multi_clip_samples_each_clip_within_its_times(counted):
     assert [read_frame_index(f.numpy()) for f in frames] == [5, 15, 52, 57, 92, 97]
 
 
+def test_read_multi_clip_scales_in_the_decoder_as_read_clip_does(counted):
+    from vidla.data.video import read_clip
+
+    segments = [Segment(0.0, 2.0, "a"), Segment(5.0, 6.0, "b")]
+    frames = read_multi_clip(counted, segments, frames_per_clip=2, resize_to=24)
+    expected = torch.cat([read_clip(counted, 2, start=s.start, end=s.end, resize_to=24).frames for s in segments])
+    assert frames.shape == (4, 24, 32, 3) and torch.equal(frames, expected)
+
+
 def test_multi_clip_training_samples(tmp_path, counted):
     from vidla.train.clips import MultiClipSamples
 

@@ -1,11 +1,9 @@
 """Test helpers: reference metrics written from their definitions, the synthetic benchmark's shape, the CLI."""
 
-import argparse
-
 import numpy as np
 from scipy.stats import rankdata
 
-from vidla.evaluate.cli import add_subcommands
+from vidla.cli import main
 
 # (frames at 10 fps) per synthetic MSR-VTT video: durations 1 to 8 s, for the duration bins.
 MSRVTT_FRAMES = [10, 15, 20, 30, 40, 50, 60, 80]
@@ -13,11 +11,8 @@ MSRVTT_CAPTIONS_PER_VIDEO = 3
 
 
 def run_cli(argv: list[str]) -> int:
-    """`vidla <argv>` through a parser holding only the eval subcommand (as vidla.cli will register it)."""
-    parser = argparse.ArgumentParser(prog="vidla")
-    add_subcommands(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    """`vidla <argv>`: the command's exit code (a user error is a message on stderr, as on the command line)."""
+    return main(argv)
 
 
 def ref_t2v_ranks(sim, t2v):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import EVENT, copy_collection, make_example, settings
+from _search_helpers import EVENT, copy_collection, make_example, settings
 
 import vidla
 from vidla.search import IndexStore, SearchIndex, SearchIndexError, build_index, merge_indexes, plan_windows

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SCALES, make_collection, settings
+from _search_helpers import SCALES, make_collection, settings
 from test_index import assert_same_index
 
 from vidla.search import IndexStore, build_index, plan_windows

@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
-
-from vidla.config import ConfigError
 
 _BACKEND_FLAGS = ("captioner", "summarizer")
 
@@ -127,14 +124,9 @@ def _run(args: argparse.Namespace) -> int:
     from vidla.curate.config import STAGES, load_config
     from vidla.curate.pipeline import parse_shard, run_curation
 
-    try:
-        config = load_config(args.config, args.set, _flags_to_config(args))
-        shard = parse_shard(args.shard)
-        stages = [s.strip() for s in args.stages.split(",")] if args.stages else list(STAGES)
-        report = run_curation(config, shard, stages)
-    except (ConfigError, ValueError, FileNotFoundError) as e:
-        print(f"vidla curate run: error: {e}", file=sys.stderr)
-        return 2
+    config = load_config(args.config, args.set, _flags_to_config(args))
+    stages = [s.strip() for s in args.stages.split(",")] if args.stages else list(STAGES)
+    report = run_curation(config, parse_shard(args.shard), stages)
     print(f"{report.videos} videos: {report.done} done, {report.failed} failed, {report.pending} waiting for "
           f"stages not run; {report.seconds:.1f} s")
     if report.stats is not None:
@@ -152,11 +144,7 @@ def _run(args: argparse.Namespace) -> int:
 def _merge(args: argparse.Namespace) -> int:
     from vidla.curate.pipeline import merge_shards, output_paths
 
-    try:
-        stats = merge_shards(args.output)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"vidla curate merge: error: {e}", file=sys.stderr)
-        return 2
+    stats = merge_shards(args.output)
     print(stats.table())
     for name, path in output_paths(args.output).items():
         if name != "state":
@@ -180,8 +168,7 @@ def _status(args: argparse.Namespace) -> int:
     target = Path(args.store)
     stores = sorted(target.glob("state*.sqlite")) if target.is_dir() else [target]
     if not stores or not all(p.is_file() for p in stores):
-        print(f"vidla curate status: error: no state store at {target}", file=sys.stderr)
-        return 2
+        raise FileNotFoundError(f"no state store at {target}")
     for path in stores:
         with StateStore(path) as store:
             print(f"{path}:")

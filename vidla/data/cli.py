@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vidla.errors import VidlaError
+
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     data = subparsers.add_parser("data", help="videos, datasets and benchmark files (docs/data.md)",
@@ -112,8 +114,7 @@ def _multiclip(args: argparse.Namespace) -> int:
 
     if args.source in ("activitynet", "didemo"):
         if not args.root:
-            print(f"{args.source}: pass --root, the benchmark's folder", file=sys.stderr)
-            return 2
+            raise VidlaError(f"{args.source}: pass --root, the benchmark's folder")
         from vidla.data import load_benchmark
 
         split = load_benchmark(args.source, args.root, args.split)
@@ -245,8 +246,7 @@ def _check(args: argparse.Namespace) -> int:
 
     root = Path(args.root)
     if not root.is_dir():
-        print(f"{root}: no such folder", file=sys.stderr)
-        return 2
+        raise FileNotFoundError(f"{root}: no such folder")
     with _progress_bar(None, f"checking {args.name}") as bar:
         reports = check_benchmark(args.name, root, args.split, args.level, args.workers, bar.update)
     return _report(reports, args, args.name)
@@ -255,13 +255,8 @@ def _check(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from vidla.data.check import SplitReport, check_videos, check_windows
     from vidla.data.datasets import VideoTextDataset
-    from vidla.data.manifest import ManifestError
 
-    try:
-        dataset = VideoTextDataset(args.manifest, root=args.root)
-    except (ManifestError, FileNotFoundError) as e:  # names the file, the line and the field
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    dataset = VideoTextDataset(args.manifest, root=args.root)  # a bad manifest: an error naming file, line, field
     paths = {record.resolve(dataset.root): record.id or str(i) for i, record in enumerate(dataset.clips)}
     report = SplitReport(Path(args.manifest).name, summary=f"{args.manifest}: {len(paths)} clips")
     report.missing = [f"{clip_id} ({path})" for path, clip_id in paths.items() if not path.exists()]

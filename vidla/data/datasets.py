@@ -58,16 +58,15 @@ class ClipLoader:
     frame_rate: float | None = None  # of frame folders
     threads: int | None = None
     # Shorter side frames are scaled down to inside the decoder (memory per clip bounded by the output). "auto":
-    # twice what the transform needs (`decode_short_side`), leaving the last, antialiased step to the transform so
-    # that its output stays within a few grey levels of the full-size path's; None: the source size.
+    # the transform's `decode_size` (vidla.data.transforms.decode_size: twice what it needs, leaving the last,
+    # antialiased step to the transform, as the indexer and `vidla eval` do); None: the source size.
     resize_to: int | str | None = "auto"
 
     def __post_init__(self) -> None:
         if self.text_choice not in TEXT_CHOICES:
             raise ValueError(f"text_choice must be one of {TEXT_CHOICES}, got {self.text_choice!r}")
         if self.resize_to == "auto":
-            need = getattr(self.transform, "decode_short_side", None)
-            self.resize_to = 2 * need if need else None
+            self.resize_to = getattr(self.transform, "decode_size", None)
         elif self.resize_to is not None and (not isinstance(self.resize_to, int) or self.resize_to < 1):
             raise ValueError(f"resize_to must be 'auto', None or a positive int, got {self.resize_to!r}")
 

@@ -43,6 +43,8 @@ import av
 import av.video.reformatter
 import numpy as np
 
+from vidla.errors import VidlaError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 # A target this far past the last decodable frame, inside the duration the header states, means the file is cut off.
 _TRUNCATION_TOLERANCE_S = 1.0
@@ -55,7 +57,7 @@ MAX_SOURCE_PIXELS = 8192 * 8192
 MAX_ASPECT_RATIO = 16.0
 
 
-class VideoDecodeError(OSError):
+class VideoDecodeError(VidlaError, OSError):
     """A video (or frame folder) that cannot be read; the message names the file and what went wrong."""
 
     def __init__(self, path: str | os.PathLike, reason: str):

@@ -16,12 +16,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from vidla.errors import VidlaError
 from vidla.io import atomic_write
 
 _KNOWN_KEYS = {"id", "video", "start", "end", "texts", "label"}
 
 
-class ManifestError(ValueError):
+class ManifestError(VidlaError, ValueError):
     """A manifest line that cannot be read; the message names the file and line."""
 
 

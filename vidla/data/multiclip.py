@@ -141,15 +141,15 @@ def _text(record: ClipRecord, kind: str) -> str:
 
 def read_multi_clip(path: str | os.PathLike | bytes | BinaryIO, segments: Sequence[Segment], frames_per_clip: int,
                     sampling: str = "uniform", train: bool = False, generator: torch.Generator | None = None,
-                    name: str | None = None) -> torch.Tensor:
+                    name: str | None = None, resize_to: int | None = None) -> torch.Tensor:
     """uint8 [M * frames_per_clip, H, W, 3]: each clip's frames sampled within its own times, in clip order,
-    from one opening of the video."""
+    from one opening of the video; `resize_to` as `load_video`'s (frames scaled down inside the decoder)."""
     from vidla.data.decode import open_video
     from vidla.data.sampling import sample_timestamps
     from vidla.data.video import _window
 
     times: list[float] = []
-    with open_video(path, name=name) as reader:
+    with open_video(path, name=name, resize_to=resize_to) as reader:
         for segment in segments:
             start, end = _window(reader, segment.start, segment.end, sampling, None)
             times += sample_timestamps(sampling, start, end, frames_per_clip, frame_rate=reader.info.frame_rate,

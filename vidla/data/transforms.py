@@ -142,6 +142,41 @@ def preprocess_video(
     return normalize(frames, mean, std).contiguous()
 
 
+def decode_size(image_size: int | Any, train: bool = False, scales: Sequence[float] = (1.0, 0.8)) -> int:
+    """The shorter side to decode frames to (`resize_to`) for a model of input size S: twice what the transform
+    needs, i.e. 2 S for evaluation and 2 ceil(S / smallest crop scale) for training.
+
+    The one rule every reader that feeds a model uses (training's loader, the search indexer, search by example,
+    `vidla eval`), so they all see the same pixels; thumbnails use it with their own size. Why twice: the decoder's
+    bicubic scaling is not antialiased as the transform's resize is, so the last 2x step is left to the transform,
+    whose output then stays within about a grey level of the full-size path's; and for evaluation 2 S is a multiple of
+    S, which keeps the transform's resize and crop geometry exactly that of full-size frames (see
+    `vidla.data.decode.output_size`). Memory is then bounded by the output, not the source (a 4K frame is 25 MB as
+    RGB, one at 2 x 224 = 448 px is 1 MB).
+    """
+    return 2 * _needed_short_side(image_size_of(image_size), train, scales)
+
+
+def resolve_decode_size(option: int | str | None, image_size: int | Any) -> int | None:
+    """A decode-size option as readers take it (`resize_to`): "auto" -> `decode_size(image_size)`; None or "full" ->
+    None (frames at the source's size, as before decode-time scaling); a positive int (or its digits) -> itself."""
+    if option == "auto":
+        return decode_size(image_size)
+    if option is None or option == "full":
+        return None
+    try:
+        value = int(option)
+    except (TypeError, ValueError):
+        value = 0
+    if value < 1 or isinstance(option, (bool, float)):
+        raise ValueError(f"decode size must be 'auto', 'full' (None) or a positive number of pixels, got {option!r}")
+    return value
+
+
+def _needed_short_side(size: int, train: bool, scales: Sequence[float]) -> int:
+    return size if not train else math.ceil(size / min(scales))  # a 0.8 crop is resized up to S
+
+
 class VideoTransform:
     """`preprocess_video` as a picklable callable for datasets: VideoTransform(model.image_size, train=True)."""
 
@@ -155,7 +190,12 @@ class VideoTransform:
     def decode_short_side(self) -> int:
         """The shorter side this transform needs from the decoder: S for evaluation, S / the smallest crop scale for
         training (the crop is then resized up to S)."""
-        return self.image_size if not self.train else math.ceil(self.image_size / min(self.scales))
+        return _needed_short_side(self.image_size, self.train, self.scales)
+
+    @property
+    def decode_size(self) -> int:
+        """What to decode to for this transform (`resize_to`): see `decode_size`."""
+        return decode_size(self.image_size, self.train, self.scales)
 
     def __call__(self, frames: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return preprocess_video(frames, self.image_size, self.train, scales=self.scales, flip_prob=self.flip_prob,
@@ -165,5 +205,6 @@ class VideoTransform:
         return f"VideoTransform(image_size={self.image_size}, train={self.train}, normalized={self.normalized})"
 
 
-__all__ = ["CLIP_MEAN", "CLIP_STD", "VideoTransform", "center_crop", "image_size_of", "normalize", "preprocess_video",
-           "random_scale_crop", "resize", "resize_shorter_side", "three_crop", "to_channels_first"]
+__all__ = ["CLIP_MEAN", "CLIP_STD", "VideoTransform", "center_crop", "decode_size", "image_size_of", "normalize",
+           "preprocess_video", "random_scale_crop", "resize", "resize_shorter_side", "resolve_decode_size",
+           "three_crop", "to_channels_first"]

@@ -3,6 +3,7 @@
     frames = vidla.load_video("clip.mp4", num_frames=12)             # [12, H, W, 3] uint8 RGB
     frames = vidla.load_video("clip.mp4", 32, start=5.0, end=20.0)   # a window, in seconds
     pixels = vidla.preprocess_video(frames, model.image_size)        # [12, 3, S, S] float, CLIP-normalised
+    frames = vidla.load_video("4k.mp4", 12, resize_to=decode_size(model.image_size))  # decoded small, as training
 """
 
 from __future__ import annotations

@@ -40,11 +40,9 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
 
 def run_distill(args: argparse.Namespace) -> int:
     import logging
-    import sys
 
     from vidla.distill.config import load_distill_config, mlm_only
     from vidla.distill.trainer import DistillTrainer
-    from vidla.train.loop import TrainingDiverged
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = load_distill_config(args.config, args.overrides)
@@ -53,14 +51,7 @@ def run_distill(args: argparse.Namespace) -> int:
     config.output_dir = args.output or config.output_dir
     if args.mlm_only:
         mlm_only(config)
-    try:
-        summary = DistillTrainer(config, resume=args.resume, progress=not args.no_progress).run()
-    except TrainingDiverged as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 3
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    summary = DistillTrainer(config, resume=args.resume, progress=not args.no_progress).run()
     if summary["rank"] == 0:
         print(f"trained {summary['steps']} steps, final loss {summary['loss']:.4f}; student: {summary['student']}")
     return 0
@@ -68,17 +59,12 @@ def run_distill(args: argparse.Namespace) -> int:
 
 def run_eval_text(args: argparse.Namespace) -> int:
     import json
-    import sys
 
     from vidla.distill.evaluate import TASKS, evaluate_text, load_text_encoder
     from vidla.io import atomic_write
 
-    try:
-        encode = load_text_encoder(args.model, progress=not args.no_progress)
-        results = evaluate_text(encode, args.tasks or TASKS, args.rotten_tomatoes, args.synth_pairs)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    encode = load_text_encoder(args.model, progress=not args.no_progress)
+    results = evaluate_text(encode, args.tasks or TASKS, args.rotten_tomatoes, args.synth_pairs)
     print("| task | linear probe acc. (%) | zero-shot acc. (%) | train / test |")
     print("|---|---|---|---|")
     for task, r in results.items():

@@ -1,8 +1,8 @@
 """The text-only student: a bidirectional transformer encoder on CLIP's tokens, with a masked-LM head.
 
-It is vidla's transformer (the same block and attention primitive as CLIP's towers) run without the causal
-mask, with a key-padding mask instead. CLIP's vocabulary has no [MASK] token, so the student's embedding table
-has one more row than CLIP's: id 49408 is [MASK]. Inputs are CLIP-tokenised ([SOT] tokens [EOT], zero-padded);
+It is vidla's token encoder (`vidla.models.token_encoder`, the trunk of CLIP's text tower) run without the
+causal mask, with a key-padding mask instead. CLIP's vocabulary has no [MASK] token, so the student's embedding
+table has one more row than CLIP's: id 49408 is [MASK]. Inputs are CLIP-tokenised ([SOT] tokens [EOT], zero-padded);
 the positions up to each row's first [EOT] are the valid ones (CLIP pads with id 0, which is also a real
 token, so validity comes from the position, not the id).
 
@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidla.models.transformer import LayerNorm, Transformer, make_activation
+from vidla.models.token_encoder import TokenEncoder
+from vidla.models.transformer import LayerNorm, make_activation
 
 STUDENT_CONFIG_KEY = "vidla_text_student_config"
 STUDENT_FORMAT = "vidla-text-student"
@@ -49,34 +50,24 @@ def valid_positions(token_ids: torch.Tensor, eot_token_id: int) -> torch.Tensor:
     return torch.arange(token_ids.shape[1], device=token_ids.device)[None] <= last[:, None]
 
 
-class TextStudent(nn.Module):
+class TextStudent(TokenEncoder):
+    """The shared token encoder run bidirectionally over each row's valid positions, with BERT's MLM head."""
+
     def __init__(self, config: StudentConfig):
-        super().__init__()
-        self.config = config
-        self.token_embedding = nn.Embedding(config.vocab_size, config.width)
-        self.positional_embedding = nn.Parameter(torch.empty(config.context_length, config.width))
-        self.transformer = Transformer(config.width, config.layers, config.heads, config.mlp_dim,
-                                       config.activation, config.layer_norm_eps)
-        self.ln_final = LayerNorm(config.width, eps=config.layer_norm_eps)
+        super().__init__(config)
         # BERT's MLM head: dense -> activation -> LayerNorm -> decoder tied to the token embedding (+ bias)
         self.mlm_dense = nn.Linear(config.width, config.width)
         self.mlm_activation = make_activation(config.activation)
         self.mlm_norm = LayerNorm(config.width, eps=config.layer_norm_eps)
         self.mlm_bias = nn.Parameter(torch.zeros(config.vocab_size))
-        nn.init.normal_(self.token_embedding.weight, std=0.02)
-        nn.init.normal_(self.positional_embedding, std=0.01)
-        self.transformer.init_weights()
+        self.init_weights()
 
     def forward(self, token_ids: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         """[B, L] ids -> [B, L, width] final hidden states; every position sees every valid position."""
-        if token_ids.shape[1] > self.config.context_length:
-            raise ValueError(f"{token_ids.shape[1]} tokens exceed the student's context of "
-                             f"{self.config.context_length}")
         if valid is None:
             valid = valid_positions(token_ids, self.config.eot_token_id)
-        x = self.token_embedding(token_ids) + self.positional_embedding[: token_ids.shape[1]]
-        key_mask = valid[:, None, None, :]  # [B, 1 (heads), 1 (queries), L]: attend to valid keys only
-        return self.ln_final(self.transformer(x, mask=key_mask))
+        # [B, 1 (heads), 1 (queries), L]: attend to valid keys only
+        return self.token_states(token_ids, mask=valid[:, None, None, :])
 
     def mlm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Hidden states [..., width] -> vocabulary logits [..., vocab_size]."""

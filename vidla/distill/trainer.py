@@ -2,8 +2,13 @@
 
 It is `vidla train`'s Trainer with another model and objective: the same process-group set-up (one process
 or torchrun/DDP), deterministic resumable batches (StepBatches), atomic checkpoints with optimiser,
-scheduler and random states, metrics.jsonl, progress bar, gradient clipping and divergence check. Masks are
-drawn from a generator seeded by (seed, step, micro-batch, rank), so a resumed run redraws the same masks.
+scheduler and random states, metrics.jsonl, progress bar, gradient clipping and divergence check.
+
+Masked LM under torchrun sees what one process would: each text's mask is drawn from a generator seeded by (seed,
+the text's stream key), so neither the rank count nor a resume changes it, and the MLM loss is the mean over the
+chosen tokens of the *global* batch (a rank's sum divided by the global count / ranks; DDP's gradient average then
+gives exactly the one-process gradient). The distillation terms (NST's MMD, NT-Xent / CRD with in-batch
+negatives) are statistics of each rank's own batch, as VidLanKD's released code computes them under DDP.
 """
 
 from __future__ import annotations
@@ -53,11 +58,14 @@ class DistillStep(nn.Module):
             self.crd = CRDLoss(width, teacher_width, loss.crd_dim, loss.crd_temperature)
 
     def forward(self, token_ids: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor,
-                teacher_states: torch.Tensor | None):
+                teacher_states: torch.Tensor | None, mlm_tokens: torch.Tensor | None = None):
+        """`mlm_tokens`: what the MLM sum is divided by (default: this batch's chosen tokens, a plain mean)."""
         hidden = self.student(token_ids, valid)
         chosen = labels != IGNORE
         logits = self.student.mlm_logits(hidden[chosen]).float()
-        mlm = F.cross_entropy(logits, labels[chosen]) if chosen.any() else hidden.sum() * 0
+        normaliser = chosen.sum() if mlm_tokens is None else mlm_tokens
+        mlm = F.cross_entropy(logits, labels[chosen], reduction="sum") / normaliser.clamp(min=1) \
+            if chosen.any() else hidden.sum() * 0
         parts = {"mlm": mlm}
         accuracy = (logits.argmax(-1) == labels[chosen]).float().mean() if chosen.any() else torch.ones(())
         total = self.loss.mlm_weight * mlm
@@ -75,8 +83,9 @@ class DistillStep(nn.Module):
         return total, parts, accuracy.detach()
 
 
-def mask_seed(seed: int, step: int, micro: int, rank: int) -> int:
-    return int(np.random.SeedSequence([seed, step, micro, rank]).generate_state(1)[0])
+def mask_seed(seed: int, key: int) -> int:
+    """The seed of one text's mask: its stream key is unique in a run and the same on any number of ranks."""
+    return int(np.random.SeedSequence([seed, key]).generate_state(1)[0])
 
 
 class DistillTrainer(Trainer):
@@ -129,17 +138,26 @@ class DistillTrainer(Trainer):
                              f"context ({teacher.context_length})")
         return teacher
 
-    def _batch(self, tokens: torch.Tensor, keys: list[int], step: int, micro: int, world: World):
+    def _batch(self, tokens: torch.Tensor, keys: list[int], world: World):
         config = self.config
         ids = tokens[torch.as_tensor(keys) % len(tokens)]
         valid = valid_positions(ids, config.student.eot_token_id)
-        width = int(valid.sum(1).max())
-        ids, valid = ids[:, :width], valid[:, :width]  # drop the columns that are padding in every row
         special = (ids == config.student.sot_token_id) | (ids == config.student.eot_token_id)
-        generator = torch.Generator().manual_seed(mask_seed(config.seed, step, micro, world.rank))
-        masked = mask_tokens(ids, valid & ~special, config.student.mask_token_id, config.student.sot_token_id,
-                             config.masking, generator)
-        return [t.to(world.device) for t in (ids, masked.token_ids, masked.labels, masked.masked, valid)]
+        # each row's mask from its own generator, drawn at the full context length (before trimming the padding,
+        # whose width depends on the other rows of this rank's batch)
+        rows = [mask_tokens(ids[i:i + 1], (valid & ~special)[i:i + 1], config.student.mask_token_id,
+                            config.student.sot_token_id, config.masking,
+                            torch.Generator().manual_seed(mask_seed(config.seed, int(key))))
+                for i, key in enumerate(keys)]
+        corrupted, labels, masked = (torch.cat(parts) for parts in zip(*((r.token_ids, r.labels, r.masked)
+                                                                          for r in rows)))
+        width = int(valid.sum(1).max())  # drop the columns that are padding in every row
+        batch = [t[:, :width].to(world.device) for t in (ids, corrupted, labels, masked, valid)]
+        mlm_tokens = (labels != IGNORE).sum().to(world.device, torch.float32)
+        if world.distributed:  # the global batch's chosen tokens, per rank (see the module's docstring)
+            torch.distributed.all_reduce(mlm_tokens)
+            mlm_tokens /= world.size
+        return batch + [mlm_tokens]
 
     def _loop(self, world, step_module, wrapped, teacher, tokens, batches, optimizer, scheduler, start_step,
               logger):
@@ -151,10 +169,10 @@ class DistillTrainer(Trainer):
             loss_sum = torch.zeros((), device=world.device)
             parts_sum: dict[str, float] = {}
             for micro in range(config.accumulation):
-                original, corrupted, labels, masked, valid = self._batch(tokens, next(batches), step, micro, world)
+                original, corrupted, labels, masked, valid, mlm_tokens = self._batch(tokens, next(batches), world)
                 teacher_states = teacher(original, corrupted, masked).float() if teacher else None
                 with _no_sync(wrapped, micro < config.accumulation - 1), autocast:
-                    loss, parts, accuracy = wrapped(corrupted, labels, valid, teacher_states)
+                    loss, parts, accuracy = wrapped(corrupted, labels, valid, teacher_states, mlm_tokens)
                 (loss / config.accumulation).backward()
                 loss_sum += loss.detach() / config.accumulation
                 parts["mlm_accuracy"] = accuracy

@@ -2,6 +2,9 @@
 
 Videos are decoded and preprocessed in DataLoader workers, one batch in flight at a time (plus the workers'
 prefetch); only the [N, views, D] embeddings are kept, so decoded video for a whole benchmark is never held.
+Frames are scaled inside the decoder to the size training's loader decodes to (`ClipSampling.decode_size`, default
+"auto": `vidla.data.transforms.decode_size`, shorter side 2 S), so evaluation sees training's pixels and memory
+follows the output, not the source; `decode_size=None` decodes at the source's size.
 A video that cannot be decoded stops the evaluation with its path: skipping it would change the protocol.
 """
 
@@ -17,7 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from vidla.data.manifest import ClipRecord
-from vidla.data.transforms import normalize, preprocess_video, three_crop
+from vidla.data.transforms import normalize, preprocess_video, resolve_decode_size, three_crop
 from vidla.data.video import read_clip
 from vidla.evaluate.cache import EmbeddingCache, cache_key, file_identity, model_fingerprint
 
@@ -31,6 +34,8 @@ class ClipSampling:
     method: "uniform" (segment centres; the retrieval and zero-shot protocol), "dense" (`stride` frames apart;
     Kinetics fine-tuned testing) or any other `vidla.data.sampling` method. temporal_views: clips per video (spread
     evenly); spatial_views: 1 = centre crop, 3 = three crops along the longer side. frame_rate: of frame folders.
+    decode_size: shorter side frames are decoded to, "auto" (twice the model's input size, as training's loader),
+    None or "full" (the source's size) or pixels (vidla.data.transforms.resolve_decode_size).
     """
 
     num_frames: int = 32
@@ -39,12 +44,14 @@ class ClipSampling:
     spatial_views: int = 1
     stride: int = 4
     frame_rate: float | None = None
+    decode_size: int | str | None = "auto"
 
     def __post_init__(self) -> None:
         if self.spatial_views not in (1, 3):
             raise ValueError(f"spatial_views must be 1 (centre crop) or 3 (three crops), got {self.spatial_views}")
         if self.num_frames < 1 or self.temporal_views < 1:
             raise ValueError("num_frames and temporal_views must be at least 1")
+        resolve_decode_size(self.decode_size, 1)  # a bad value fails here
 
     @property
     def num_views(self) -> int:
@@ -75,6 +82,7 @@ class ClipDataset(Dataset):
 
     def __init__(self, clips: Sequence[ClipRecord], sampling: ClipSampling, image_size: int):
         self.clips, self.sampling, self.image_size = clips, sampling, image_size
+        self.resize_to = resolve_decode_size(sampling.decode_size, image_size)
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -82,7 +90,7 @@ class ClipDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         record, s = self.clips[index], self.sampling
         clip = read_clip(record.video, s.num_frames, s.method, record.start, record.end, num_clips=s.temporal_views,
-                         stride=s.stride, frame_rate=s.frame_rate)
+                         stride=s.stride, frame_rate=s.frame_rate, resize_to=self.resize_to)
         frames = clip.frames if s.temporal_views > 1 else clip.frames[None]
         return {"video": crop_views(frames, s.spatial_views, self.image_size),
                 "duration": clip_duration(record, clip.info.duration), "index": index}
@@ -186,8 +194,10 @@ class Embedder:
 
     def videos(self, clips: Sequence[ClipRecord], sampling: ClipSampling, desc: str = "videos") -> VideoEmbeddings:
         """Embeddings [N, views, D] and durations [N] of clips, decoded in batches."""
+        image_size = self.model.image_size
+        resize_to = resolve_decode_size(sampling.decode_size, image_size)  # the pixels, whatever the spelling
         description = {"inputs": [{**file_identity(c.video), "start": c.start, "end": c.end} for c in clips],
-                       "sampling": asdict(sampling), "image_size": self.model.image_size}
+                       "sampling": {**asdict(sampling), "decode_size": resize_to}, "image_size": image_size}
         result = self._cached("video", description, lambda: self._encode_videos(clips, sampling, desc))
         return VideoEmbeddings(result["features"], result["durations"])
 

@@ -21,6 +21,7 @@ from torch import nn
 
 from vidla.data.benchmarks import load_benchmark
 from vidla.data.benchmarks.base import BenchmarkSplit
+from vidla.data.transforms import resolve_decode_size
 from vidla.evaluate.cache import EmbeddingCache, default_cache_dir
 from vidla.evaluate.embed import ClipSampling, Embedder
 from vidla.evaluate.protocols import DSL_RULE, TIE_RULE, EvalProtocol, get_protocol
@@ -69,11 +70,15 @@ class EvalOptions:
     num_duration_bins: int = 5
     progress: bool = True
     threads: int | None = None  # CPU threads of this process (torch.set_num_threads); None: torch's default
+    # Shorter side frames are decoded to: "auto" = twice the model's input size (vidla.data.transforms.decode_size),
+    # the pixels training's loader gives; "full" = the source's size; or pixels.
+    decode_size: str | int = "auto"
 
 
 def resolve_sampling(protocol: EvalProtocol, options: EvalOptions) -> ClipSampling:
     overrides = {"num_frames": options.frames, "method": options.sampling, "temporal_views": options.temporal_views,
-                 "spatial_views": options.spatial_views, "frame_rate": options.frame_rate}
+                 "spatial_views": options.spatial_views, "frame_rate": options.frame_rate,
+                 "decode_size": options.decode_size}
     return replace(protocol.sampling, **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -110,11 +115,20 @@ def describe_protocol(protocol: EvalProtocol, split: BenchmarkSplit, sampling: C
         "dsl": (("reported beside the plain figures: " + DSL_RULE) if options.dsl else "off") if retrieval else None,
         "tie_rule": TIE_RULE if retrieval else "pessimistic: a tie with a wrong answer counts as wrong",
         "frames": sampling.num_frames, "sampling": sampling.describe(),
-        "preprocessing": _PREPROCESSING.format(size=image_size), "precision": options.precision,
+        "preprocessing": _PREPROCESSING.format(size=image_size), "decoding": _decoding(sampling, image_size),
+        "precision": options.precision,
         "templates": _templates_name(protocol, options) if split.task == "classification" else None,
         "missing_videos": f"{dropped} dropped (--allow-missing)" if dropped else "none",
         "reference": protocol.reference, "notes": "; ".join(protocol.notes) or None,
     }
+
+
+def _decoding(sampling: ClipSampling, image_size: int) -> str:
+    resize_to = resolve_decode_size(sampling.decode_size, image_size)
+    if resize_to is None:
+        return "frames at the source's size"
+    return (f"shorter side scaled to {resize_to} px inside the decoder (bicubic; never up), as training's loader "
+            "decodes")
 
 
 def _task_name(split: BenchmarkSplit) -> str:

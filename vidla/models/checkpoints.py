@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from vidla.errors import VidlaError
 from vidla.models.config import ModelConfig, TextConfig, VisionConfig
 
 StateDict = dict[str, torch.Tensor]
@@ -34,7 +35,7 @@ _TEXT_KEYS = ("token_embedding.", "positional_embedding", "transformer.", "ln_fi
 _IGNORED = re.compile(r"(^|\.)(attn_mask|input_resolution|context_length|vocab_size|position_ids)$")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(VidlaError, ValueError):
     """A checkpoint that cannot be read or does not fit; the message names the file and the fault."""
 
 

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from vidla.models.config import TextConfig, VisionConfig
+from vidla.models.token_encoder import TokenEncoder
 from vidla.models.transformer import LayerNorm, Transformer
 
 
@@ -69,23 +70,18 @@ class VisionTransformer(nn.Module):
         return self.project(x[:, 0])
 
 
-class TextTransformer(nn.Module):
+class TextTransformer(TokenEncoder):
+    """CLIP's text tower: the shared token encoder run causally, read at each row's [EOT] and projected."""
+
+    causal = True
+
     def __init__(self, config: TextConfig, output_dim: int):
-        super().__init__()
-        self.config = config
-        self.token_embedding = nn.Embedding(config.vocab_size, config.width)
-        self.positional_embedding = nn.Parameter(torch.empty(config.context_length, config.width))
-        self.transformer = Transformer(config.width, config.layers, config.heads, config.mlp_dim,
-                                       config.activation, config.layer_norm_eps)
-        self.ln_final = LayerNorm(config.width, eps=config.layer_norm_eps)
+        super().__init__(config)
         self.text_projection = nn.Parameter(torch.empty(config.width, output_dim))
         self.init_weights()
 
-    def init_weights(self) -> None:
-        nn.init.normal_(self.token_embedding.weight, std=0.02)
-        nn.init.normal_(self.positional_embedding, std=0.01)
+    def init_head(self) -> None:
         nn.init.normal_(self.text_projection, std=self.config.width**-0.5)
-        self.transformer.init_weights()
 
     def eot_positions(self, token_ids: torch.Tensor) -> torch.Tensor:
         """Index of the first end-of-text token per row (argmax of the ids where a row has none)."""
@@ -94,20 +90,9 @@ class TextTransformer(nn.Module):
 
     def forward(self, token_ids: torch.Tensor) -> torch.Tensor:
         """[B, L] token ids (L <= context_length) -> [B, output_dim] text features (unnormalised)."""
-        if token_ids.shape[1] > self.config.context_length:
-            raise ValueError(f"{token_ids.shape[1]} tokens exceed the text context of {self.config.context_length}")
+        self.check_length(token_ids.shape[1])
         eot = self.eot_positions(token_ids)
         # under the causal mask nothing after a row's end token reaches its feature: skip the padding columns
         x = self.token_states(token_ids[:, : int(eot.max()) + 1])
         pooled = x[torch.arange(x.shape[0], device=x.device), eot]
         return pooled @ self.text_projection
-
-    def token_states(self, token_ids: torch.Tensor | None = None,
-                     embeddings: torch.Tensor | None = None) -> torch.Tensor:
-        """Per-token final hidden states (after ln_final, before the projection), [B, L, width]. The tower is
-        causal: the state at position i has seen tokens 0..i only. `embeddings` ([B, L, width]) replaces the
-        token-embedding lookup, e.g. to show a token the vocabulary lacks."""
-        x = self.token_embedding(token_ids) if embeddings is None else embeddings
-        x = x + self.positional_embedding[: x.shape[1]]
-        return self.ln_final(self.transformer(x, is_causal=True))
-

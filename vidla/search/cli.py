@@ -17,6 +17,8 @@ import os
 import sys
 from pathlib import Path
 
+from vidla.errors import VidlaError
+
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     index = subparsers.add_parser(
@@ -38,6 +40,9 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
                        help="exact (flat) or approximate (ivf-sq8: 8-bit codes, re-ranked exactly, a quarter of "
                             "ivf's memory; ivf; hnsw); auto: exact up to --exact-limit windows, ivf-sq8 beyond")
     index.add_argument("--exact-limit", type=int, default=100_000)
+    index.add_argument("--decode-size", default="auto", metavar="auto|full|PIXELS",
+                       help="shorter side frames are decoded to: auto (default) = twice the model's input size, as "
+                            "training's loader (an existing index keeps its own); full = the source's size")
     index.add_argument("--shard", default="0/1", help="i/N: index only the i-th of N slices of the videos")
     index.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     index.add_argument("--no-progress", action="store_true")
@@ -97,38 +102,32 @@ def _parse_scales(text: str | None) -> dict[str, float] | None:
 
 
 def run_index(args: argparse.Namespace) -> int:
-    from vidla.search import IndexSettings, SearchIndexError, VectorIndexConfig, WindowConfig, build_index, \
-        merge_indexes
+    from vidla.search import IndexSettings, VectorIndexConfig, WindowConfig, build_index, merge_indexes
 
     vectors = VectorIndexConfig(kind=args.vector_index, exact_limit=args.exact_limit)
-    try:
-        if args.roots[0] == "merge":
-            report = merge_indexes(args.roots[1:], args.out, vectors, progress=not args.no_progress)
-        else:
-            if not args.checkpoint:
-                print("vidla index: --checkpoint is required (any checkpoint vidla.load_model reads)", file=sys.stderr)
-                return 2
-            from vidla.curate.pipeline import parse_shard
+    if args.roots[0] == "merge":
+        report = merge_indexes(args.roots[1:], args.out, vectors, progress=not args.no_progress)
+    else:
+        if not args.checkpoint:
+            raise VidlaError("--checkpoint is required (any checkpoint vidla.load_model reads)")
+        from vidla.curate.pipeline import parse_shard
 
-            scales = _parse_scales(args.scales)
-            windows = WindowConfig(stride=args.stride, **({"scales": scales} if scales else {}))
-            shard, out, device = parse_shard(args.shard), args.out, args.device
-            if args.shard == "0/1" and int(os.environ.get("WORLD_SIZE", 1)) > 1:  # under torchrun: a shard per rank
-                shard = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]))
-                out = f"{args.out}.shard{shard[0]}of{shard[1]}"
-                if device is None and torch_cuda():
-                    device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
-            settings = IndexSettings(windows=windows, vectors=vectors, batch_size=args.batch_size, shard=shard,
-                                     progress=not args.no_progress)
-            model = None
-            if device or torch_cuda():
-                import vidla
+        scales = _parse_scales(args.scales)
+        windows = WindowConfig(stride=args.stride, **({"scales": scales} if scales else {}))
+        shard, out, device = parse_shard(args.shard), args.out, args.device
+        if args.shard == "0/1" and int(os.environ.get("WORLD_SIZE", 1)) > 1:  # under torchrun: a shard per rank
+            shard = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]))
+            out = f"{args.out}.shard{shard[0]}of{shard[1]}"
+            if device is None and torch_cuda():
+                device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
+        settings = IndexSettings(windows=windows, vectors=vectors, batch_size=args.batch_size, shard=shard,
+                                 progress=not args.no_progress, decode_size=args.decode_size)
+        model = None
+        if device or torch_cuda():
+            import vidla
 
-                model = vidla.load_model(args.checkpoint, device=device or "cuda")
-            report = build_index(args.roots, out, args.checkpoint, model=model, settings=settings)
-    except (SearchIndexError, FileNotFoundError, ValueError, OSError) as e:
-        print(f"vidla index: {e}", file=sys.stderr)
-        return 1
+            model = vidla.load_model(args.checkpoint, device=device or "cuda")
+        report = build_index(args.roots, out, args.checkpoint, model=model, settings=settings)
     print(report.summary())
     for path, error in list(report.failed.items())[:20]:
         print(f"  failed: {error if path in error else f'{path}: {error}'}", file=sys.stderr)
@@ -140,20 +139,15 @@ def run_index(args: argparse.Namespace) -> int:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    from vidla.search import SearchIndex, SearchIndexError
+    from vidla.search import SearchIndex
 
     if (args.text is None) == (args.example is None):
-        print("vidla search: give a text query or --example VIDEO (one of them)", file=sys.stderr)
-        return 2
-    try:
-        index = SearchIndex(args.index, checkpoint=args.checkpoint, nprobe=args.nprobe, ef_search=args.ef_search)
-        if args.example:
-            results = index.search_example(args.example, args.start, args.end, k=args.k, min_score=args.min_score)
-        else:
-            results = index.search_text(args.text, k=args.k, min_score=args.min_score)
-    except (SearchIndexError, FileNotFoundError, ValueError, OSError, KeyError) as e:
-        print(f"vidla search: {e}", file=sys.stderr)
-        return 1
+        raise VidlaError("give a text query or --example VIDEO (one of them)")
+    index = SearchIndex(args.index, checkpoint=args.checkpoint, nprobe=args.nprobe, ef_search=args.ef_search)
+    if args.example:
+        results = index.search_example(args.example, args.start, args.end, k=args.k, min_score=args.min_score)
+    else:
+        results = index.search_text(args.text, k=args.k, min_score=args.min_score)
     if args.json:
         print(json.dumps({"query": args.text or {"example": args.example, "start": args.start, "end": args.end},
                           "results": [r.to_json() for r in results]}, indent=1))
@@ -177,16 +171,11 @@ def _clock(seconds: float) -> str:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from vidla.search import SearchIndexError
     from vidla.search.server import serve
 
     try:
         serve(Path(args.index), host=args.host, port=args.port, checkpoint=args.checkpoint, nprobe=args.nprobe,
               ef_search=args.ef_search)
-    except ImportError as e:
-        print(f"vidla serve: {e.name or e} is not installed: pip install 'vidla[search]'", file=sys.stderr)
-        return 1
-    except (SearchIndexError, FileNotFoundError, ValueError) as e:
-        print(f"vidla serve: {e}", file=sys.stderr)
-        return 1
+    except ImportError as e:  # fastapi or uvicorn, imported when the server starts
+        raise VidlaError(f"{e.name or e} is not installed: pip install 'vidla[search]'") from e
     return 0

@@ -8,7 +8,11 @@ duplicated.
 
 Decoding runs in a thread beside the model: each video is opened once and the frames of all its windows are decoded
 in one forward pass (`VideoReader.frames_at` on the sorted sampling instants, a chunk at a time to bound memory),
-preprocessed once per frame, and handed to the model in batches that may mix videos.
+preprocessed once per frame, and handed to the model in batches that may mix videos. Frames are scaled inside the
+decoder to the size training's loader decodes to (`vidla.data.transforms.decode_size`: shorter side 2 S for a model
+of input size S), so the index sees training's pixels and a 4K video's chunk holds 64 frames of 448 px, not of 4K;
+`IndexSettings.decode_size=None` decodes at the source's size (the pixels of indexes built before). The size is
+recorded in the index, and later runs and searches by example decode as the index did.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from vidla.search.windows import Window, WindowConfig, plan_windows, window_time
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".3gp")
 _HASH_CHUNK = 1 << 20
+_PREPROCESS_FRAMES = 8
 
 
 @dataclass
@@ -155,8 +160,11 @@ def iter_window_frames(reader, windows: Sequence[Window], num_frames: int, image
     next_window = 0
     for begin in range(0, len(instants), chunk):
         wanted = instants[begin:begin + chunk]
-        decoded = reader.frames_at(wanted)
-        pixels = preprocess_video(torch.from_numpy(decoded.frames), image_size)
+        frames = torch.from_numpy(reader.frames_at(wanted).frames)
+        # a few frames at a time: the transform's float copy of 64 frames would be 4x the decoded chunk
+        pixels = torch.cat([preprocess_video(frames[i:i + _PREPROCESS_FRAMES], image_size)
+                            for i in range(0, len(frames), _PREPROCESS_FRAMES)])
+        del frames
         cache.update(zip(wanted, pixels))
         decoded_to = wanted[-1]
         while next_window < len(order) and max(times[order[next_window]]) <= decoded_to:
@@ -170,7 +178,7 @@ def iter_window_frames(reader, windows: Sequence[Window], num_frames: int, image
 
 
 def _decode_worker(jobs: Sequence[_VideoJob], windows: WindowConfig, num_frames: int, image_size: int,
-                   out: queue.Queue, stop: threading.Event, timer: list[float]) -> None:
+                   out: queue.Queue, stop: threading.Event, timer: list[float], resize_to: int | None = None) -> None:
     """Producer thread: for each video, a header item, its windows' frames, then an end (or a failure) item."""
     from vidla.data.decode import open_video
 
@@ -188,7 +196,7 @@ def _decode_worker(jobs: Sequence[_VideoJob], windows: WindowConfig, num_frames:
                 return
             started = time.perf_counter()
             try:
-                with open_video(job.path) as reader:
+                with open_video(job.path, resize_to=resize_to) as reader:
                     planned = plan_windows(reader.info.duration, windows)
                     timer[0] += time.perf_counter() - started
                     put(_Decoded(job, windows=planned, info=reader.info))
@@ -217,6 +225,15 @@ class IndexSettings:
     shard: tuple[int, int] = (0, 1)
     progress: bool = True
     prefetch: int = 64  # decoded windows waiting for the model
+    # Shorter side frames are decoded to: "auto" = vidla.data.transforms.decode_size(model input size), as training's
+    # loader; None (or "full") = the source size; or pixels. On an existing index, "auto" keeps the size it was built
+    # with (an index from before this option: full size) and any other value must equal it.
+    decode_size: int | str | None = "auto"
+
+    def __post_init__(self) -> None:
+        from vidla.data.transforms import resolve_decode_size
+
+        resolve_decode_size(self.decode_size, 1)  # a bad value fails here, before any index is opened
 
 
 def build_index(inputs: Sequence[str | Path], out: str | Path, checkpoint: str | Path | None = None, *,
@@ -234,21 +251,43 @@ def build_index(inputs: Sequence[str | Path], out: str | Path, checkpoint: str |
             raise ValueError("build_index needs a checkpoint (or a model)")
         model = vidla.load_model(checkpoint)
     model.eval()
-    identity = index_identity(model, checkpoint, settings.windows)
     report = IndexReport()
     with IndexStore(out, create=True) as store:
+        resize_to = index_decode_size(store.identity(), settings.decode_size, model.image_size)
+        identity = index_identity(model, checkpoint, settings.windows, resize_to)
         check_identity(store, identity, out)
         paths = sorted(p for p, key in _list_videos_keyed(inputs).items() if in_shard(key, settings.shard))
         report.videos = len(paths)
         jobs = _plan(store, paths, report, settings.progress)
-        _embed(store, model, jobs, settings, report)
+        _embed(store, model, jobs, settings, report, resize_to)
         report.total_windows = store.count_windows()
         report.vector_index = refresh_vectors(store, identity["model"]["id"], settings.vectors)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def index_identity(model, checkpoint: str | Path | None, windows: WindowConfig) -> dict[str, Any]:
+def decode_record(identity: dict[str, Any]) -> dict[str, Any]:
+    """How an index decodes frames; an index made before decode-time scaling decoded at full size."""
+    return identity.get("decode", {"resize_to": None})
+
+
+def index_decode_size(existing: dict[str, Any], option: int | str | None, image_size: int) -> int | None:
+    """The `resize_to` of a run: the option resolved (vidla.data.transforms.resolve_decode_size), except that "auto"
+    on an existing index keeps the index's own, so that its vectors and the new ones come from the same pixels
+    (`check_identity` refuses any other mismatch)."""
+    from vidla.data.transforms import resolve_decode_size
+
+    if existing and option == "auto":
+        return decode_record(existing)["resize_to"]
+    return resolve_decode_size(option, image_size)
+
+
+def _describe_size(resize_to: int | None) -> str:
+    return "full size" if resize_to is None else f"a shorter side of {resize_to} px"
+
+
+def index_identity(model, checkpoint: str | Path | None, windows: WindowConfig,
+                   resize_to: int | None = None) -> dict[str, Any]:
     config = model.config
     return {
         "model": {"id": model_fingerprint(model),
@@ -256,6 +295,7 @@ def index_identity(model, checkpoint: str | Path | None, windows: WindowConfig) 
                   "temporal": config.temporal, "num_frames": config.num_frames, "image_size": model.image_size,
                   "embed_dim": config.embed_dim},
         "windows": asdict(windows),
+        "decode": {"resize_to": resize_to},
     }
 
 
@@ -273,6 +313,11 @@ def check_identity(store: IndexStore, identity: dict[str, Any], where: str | Pat
     if existing["windows"] != identity["windows"]:
         raise SearchIndexError(f"{where}: the index uses windows {existing['windows']}, not "
                                f"{identity['windows']}; use the same window options or another --out")
+    if decode_record(existing) != decode_record(identity):
+        raise SearchIndexError(f"{where}: the index decodes frames at "
+                               f"{_describe_size(decode_record(existing)['resize_to'])}, not "
+                               f"{_describe_size(decode_record(identity)['resize_to'])}; use the same decode size (or "
+                               "the default, auto) or another --out")
     if existing["model"].get("checkpoint") != identity["model"]["checkpoint"] and identity["model"]["checkpoint"]:
         store.set_identity({**existing, "model": {**existing["model"], "checkpoint": identity["model"]["checkpoint"]}})
 
@@ -335,7 +380,8 @@ class _Pending:
         return self.finished and (self.error is not None or all(v is not None for v in self.vectors))
 
 
-def _embed(store: IndexStore, model, jobs: list[_VideoJob], settings: IndexSettings, report: IndexReport) -> None:
+def _embed(store: IndexStore, model, jobs: list[_VideoJob], settings: IndexSettings, report: IndexReport,
+           resize_to: int | None) -> None:
     if not jobs:
         return
     from tqdm.auto import tqdm
@@ -345,7 +391,7 @@ def _embed(store: IndexStore, model, jobs: list[_VideoJob], settings: IndexSetti
     stop, decode_time = threading.Event(), [0.0]
     worker = threading.Thread(target=_decode_worker, daemon=True,
                               args=(jobs, settings.windows, config.num_frames, model.image_size, items, stop,
-                                    decode_time))
+                                    decode_time, resize_to))
     bar = tqdm(total=len(jobs), unit="video", desc="indexing", disable=not settings.progress)
     pending: list[_Pending] = []
     batch: list[tuple[_Pending, int, torch.Tensor]] = []
@@ -435,9 +481,10 @@ def merge_indexes(shards: Sequence[str | Path], out: str | Path, vectors: Vector
         identities = [s.identity() for s in sources]
         for shard, identity in zip(shards, identities):
             if identity.get("model", {}).get("id") != identities[0].get("model", {}).get("id") or \
-                    identity.get("windows") != identities[0].get("windows"):
-                raise SearchIndexError(f"{shard}: made with another model or window plan than {shards[0]}; "
-                                       "shards must be indexed alike")
+                    identity.get("windows") != identities[0].get("windows") or \
+                    decode_record(identity) != decode_record(identities[0]):
+                raise SearchIndexError(f"{shard}: made with another model, window plan or decode size than "
+                                       f"{shards[0]}; shards must be indexed alike")
         owner: dict[str, str] = {}
         for shard, source in zip(shards, sources):
             for path in source.videos():

@@ -155,12 +155,14 @@ class SearchIndex:
         return torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()[0]
 
     def embed_example(self, video: str | Path, start: float | None = None, end: float | None = None) -> np.ndarray:
-        """The embedding of a clip of a video file (default: all of it), sampled as the index samples windows."""
+        """The embedding of a clip of a video file (default: all of it), sampled and decoded (at the index's decode
+        size) as the index's windows were."""
         import vidla
-        from vidla.search.indexer import embed_frames
+        from vidla.search.indexer import decode_record, embed_frames
 
         model = self.model
-        frames = vidla.load_video(video, model.num_frames, start=start, end=end)
+        frames = vidla.load_video(video, model.num_frames, start=start, end=end,
+                                  resize_to=decode_record(self.identity)["resize_to"])
         pixels = vidla.preprocess_video(frames, model.image_size)
         return embed_frames(model, pixels[None])[0]
 

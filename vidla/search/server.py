@@ -69,8 +69,11 @@ class Thumbnails:
         if cached is not None:
             return cached
         from vidla.data.decode import open_video
+        from vidla.data.transforms import decode_size
 
-        with open_video(video.path) as reader:
+        # A thumbnail's shorter side is at most its width: decode to the rule's size for that, not the source's (PIL's
+        # antialiased resize does the last step, as the model's transform does for the index).
+        with open_video(video.path, resize_to=decode_size(THUMBNAIL_WIDTH)) as reader:
             data = _jpeg(reader.frames_at([instant]).frames[0])
         self._write(key, data)
         return data

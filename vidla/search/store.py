@@ -17,6 +17,8 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from vidla.errors import VidlaError
+
 FORMAT = "vidla-search-1"
 DATABASE = "index.sqlite"
 
@@ -34,7 +36,7 @@ CREATE TABLE IF NOT EXISTS failures (path TEXT PRIMARY KEY, size INTEGER, mtime_
 """
 
 
-class SearchIndexError(ValueError):
+class SearchIndexError(VidlaError, ValueError):
     """An index that cannot be used as asked; the message names the index and the fault."""
 
 

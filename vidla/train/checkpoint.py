@@ -18,6 +18,7 @@ from typing import Any, Callable, TypeVar
 import numpy as np
 import torch
 
+from vidla.errors import RunFailed
 from vidla.models.factory import save_state_dict
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ _Read = TypeVar("_Read")
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 
 
-class CheckpointWriteError(OSError):
+class CheckpointWriteError(RunFailed, OSError):
     """A checkpoint could not be written ("no space left on device: PATH", or the path and the cause)."""
 
 

@@ -20,26 +20,13 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     import logging
-    import sys
 
-    from vidla.config import ConfigError
-    from vidla.data.manifest import ManifestError
-    from vidla.train.checkpoint import CheckpointWriteError
     from vidla.train.config import load_train_config
-    from vidla.train.clips import EmptyDataError
-    from vidla.train.data import BadDataError
-    from vidla.train.loop import Trainer, TrainingDiverged
+    from vidla.train.loop import Trainer
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        config = load_train_config(args.config, args.overrides)
-        summary = Trainer(config, resume=args.resume, progress=not args.no_progress).run()
-    except (ConfigError, ManifestError, FileNotFoundError, EmptyDataError) as e:  # bad input: a message
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except (TrainingDiverged, BadDataError, CheckpointWriteError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 3
+    config = load_train_config(args.config, args.overrides)
+    summary = Trainer(config, resume=args.resume, progress=not args.no_progress).run()
     if summary["rank"] == 0:
         print(f"trained {summary['steps']} steps, final loss {summary['loss']:.4f}; "
               f"model: {summary['output_dir']}/model.safetensors")

@@ -11,12 +11,13 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from vidla.data.manifest import ClipRecord
+from vidla.errors import VidlaError
 
 log = logging.getLogger(__name__)
 _PREFERRED_KINDS = ("caption", "subtitle")
 
 
-class EmptyDataError(ValueError):
+class EmptyDataError(VidlaError, ValueError):
     """A training manifest without clips, or without the text kinds asked for; the message names the file."""
 
 
@@ -117,7 +118,8 @@ class MultiClipSamples(Dataset):
         segments = segments_of(record)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(hash((self.seed, key)) % 2**63)
-            frames = read_multi_clip(record.video, segments, self.frames_per_clip, self.sampling, self.augment)
+            frames = read_multi_clip(record.video, segments, self.frames_per_clip, self.sampling, self.augment,
+                                     resize_to=self.transform.decode_size)  # decoded as VideoTextDataset decodes
             video = self.transform(frames)
         return {"video": video, "texts": {"caption": " ".join(s.text.strip() for s in segments)},
                 "sentences": [s.text for s in segments]}

@@ -10,12 +10,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from vidla.errors import RunFailed
+
 log = logging.getLogger(__name__)
 _MIN_TRIED_BEFORE_RATIO_CHECK = 32
 _EXAMPLES = 3
 
 
-class BadDataError(RuntimeError):
+class BadDataError(RunFailed, RuntimeError):
     """More clips failed than `data.max_bad_fraction` allows (a wrong root or a broken manifest, not a few bad
     files)."""
 

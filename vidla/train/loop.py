@@ -19,6 +19,7 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_
 from torch.utils.data import DataLoader
 
 import vidla
+from vidla.errors import RunFailed
 from vidla.io import atomic_write
 from vidla.models import VidLA
 from vidla.models.factory import save_state_dict
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 _FULL_STATE = StateDictOptions(full_state_dict=True, cpu_offload=True)
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(RunFailed, RuntimeError):
     """The loss became NaN or infinite; no checkpoint is written for that step."""
 
 

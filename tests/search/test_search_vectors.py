@@ -131,7 +131,7 @@ def test_vidla_search_takes_nprobe_and_rejects_absurd_values(tmp_path, built_ind
 
     vectors, _ = clustered()
     make_store(tmp_path, vectors).close()
-    assert main(["search", str(tmp_path), "anything", "--nprobe", "0"]) == 1
+    assert main(["search", str(tmp_path), "anything", "--nprobe", "0"]) == 2  # bad input (vidla/errors.py)
     assert "nprobe must be between 1 and" in capsys.readouterr().err
     assert main(["search", str(built_index), "a red square moves right", "-k", "3", "--json", "--nprobe", "4",
                  "--ef-search", "8"]) == 0
