@@ -139,3 +139,27 @@ def test_vidla_search_takes_nprobe_and_rejects_absurd_values(tmp_path, built_ind
     expected = SearchIndex(built_index).search_text("a red square moves right", k=3)
     assert [m["window_id"] for v in printed["results"] for m in v["moments"]] == \
            [m.window_id for v in expected for m in v.moments]
+
+
+def test_refresh_rebuilds_when_the_cells_asked_for_change_and_only_then(tmp_path):
+    vectors, _ = clustered()
+    store = make_store(tmp_path, vectors)
+
+    def nlist() -> int:
+        from faiss import downcast_index
+
+        index = load_vector_index(tmp_path, store.generation, "synthetic")  # held: it owns its inner index
+        return downcast_index(index.index).nlist
+
+    refresh_vectors(store, "synthetic", VectorIndexConfig(kind="ivf", ivf_nlist=20))
+    assert nlist() == 20
+    written = (tmp_path / "vectors.faiss").stat().st_mtime_ns
+    refresh_vectors(store, "synthetic", VectorIndexConfig(kind="ivf", ivf_nlist=20))
+    refresh_vectors(store, "synthetic", VectorIndexConfig(kind="ivf"))  # no cell count asked: keep what is built
+    assert (tmp_path / "vectors.faiss").stat().st_mtime_ns == written
+    refresh_vectors(store, "synthetic", VectorIndexConfig(kind="ivf", ivf_nlist=10))
+    assert nlist() == 10
+    refresh_vectors(store, "synthetic", VectorIndexConfig(kind="ivf", ivf_nlist=10**6))  # at most n / 39 cells
+    assert nlist() == len(vectors) // 39
+    with pytest.raises(ValueError, match="at least 1"):
+        VectorIndexConfig(ivf_nlist=0)

@@ -40,6 +40,8 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
                        help="exact (flat) or approximate (ivf-sq8: 8-bit codes, re-ranked exactly, a quarter of "
                             "ivf's memory; ivf; hnsw); auto: exact up to --exact-limit windows, ivf-sq8 beyond")
     index.add_argument("--exact-limit", type=int, default=100_000)
+    index.add_argument("--nlist", type=int, default=None,
+                       help="ivf kinds: k-means cells (default 4 sqrt(windows)); more cells, fewer windows per cell")
     index.add_argument("--decode-size", default="auto", metavar="auto|full|PIXELS",
                        help="shorter side frames are decoded to: auto (default) = twice the model's input size, as "
                             "training's loader (an existing index keeps its own); full = the source's size")
@@ -104,7 +106,7 @@ def _parse_scales(text: str | None) -> dict[str, float] | None:
 def run_index(args: argparse.Namespace) -> int:
     from vidla.search import IndexSettings, VectorIndexConfig, WindowConfig, build_index, merge_indexes
 
-    vectors = VectorIndexConfig(kind=args.vector_index, exact_limit=args.exact_limit)
+    vectors = VectorIndexConfig(kind=args.vector_index, exact_limit=args.exact_limit, ivf_nlist=args.nlist)
     if args.roots[0] == "merge":
         report = merge_indexes(args.roots[1:], args.out, vectors, progress=not args.no_progress)
     else:

@@ -42,17 +42,32 @@ class VectorIndexConfig:
     hnsw_m: int = 32
     hnsw_ef_construction: int = 80
     hnsw_ef_search: int = 128
-    ivf_nlist: int | None = None  # default 4 * sqrt(n), at most n / 39 (k-means needs 39 points a cell)
+    ivf_nlist: int | None = None  # default 4 * sqrt(n) (`nlist`)
     ivf_nprobe: int = 32  # cells scanned per query (docs/benchmarks.md: recall@10 and time at a million windows)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"vector index kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.ivf_nlist is not None and self.ivf_nlist < 1 or self.ivf_nprobe < 1:
+            raise ValueError(f"ivf nlist and nprobe must be at least 1, got {self.ivf_nlist} and {self.ivf_nprobe}")
 
     def resolve(self, count: int) -> str:
         if self.kind != "auto":
             return self.kind
         return "flat" if count <= self.exact_limit else "ivf-sq8"
+
+    def nlist(self, count: int) -> int:
+        """ivf cells for `count` vectors: as set, or 4 sqrt(n); at most n / 39 (k-means needs 39 points a cell)."""
+        return max(1, min(self.ivf_nlist or int(4 * np.sqrt(max(count, 1))), count // 39 or 1))
+
+    def matches(self, index) -> bool:
+        """Whether a built index is what this config asks for at its size: its kind, and its cells if set."""
+        kind = index_kind(index)
+        if kind != self.resolve(index.ntotal):
+            return False
+        if self.ivf_nlist is not None and kind.startswith("ivf"):
+            return _faiss().downcast_index(index.index).nlist == self.nlist(index.ntotal)
+        return True
 
 
 def _faiss():
@@ -87,8 +102,7 @@ def build_vector_index(ids: np.ndarray, vectors: np.ndarray, config: VectorIndex
 def _build_ivf(faiss, vectors: np.ndarray, dim: int, config: VectorIndexConfig, sq8: bool):
     """An empty, trained IVF index: k-means cells over a sample, then (sq8) the codes' ranges."""
     n = len(vectors)
-    nlist = config.ivf_nlist or int(4 * np.sqrt(max(n, 1)))
-    nlist = max(1, min(nlist, n // 39 or 1))
+    nlist = config.nlist(n)
     quantizer = faiss.IndexFlatIP(dim)
     if sq8:
         inner = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit,
