@@ -4,6 +4,8 @@
     python bench/search.py indexing --temporal meanpool --videos 1 --threads 1 \
         --size 1920x1080 3840x2160 --decode-size full auto    # full-size vs decode-time scaling, on big frames
     python bench/search.py vectors --sizes 10000 100000 1000000
+    python bench/search.py vectors --sizes 1000000 --data clustered --seeds 0 1 2   # mean and 95% t-interval
+    python bench/search.py endtoend --windows 1000000                               # vidla search's own path
 
 Indexing: windows/s through `build_index` (decoding in its thread beside the model) and the time each side spent:
 decode = opening, decoding and preprocessing frames; model = encode_video on the batches. With `--size` (test-pattern
@@ -34,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def machine() -> str:
@@ -267,71 +270,197 @@ def dataset(kind: str, n: int, queries: int, dim: int, seed: int) -> tuple[np.nd
     return data, unit(0.5 * owners + 0.87 * unit(rng.standard_normal((queries, dim), np.float32)))
 
 
-def latencies(index, queries: np.ndarray, k: int = 10) -> tuple[float, float, float]:
+def latencies(index, queries: np.ndarray, k: int = 10, params=None) -> tuple[float, float, float]:
     """Wall-clock p50 and p99 (ms), and the p50 of the CPU time the query thread used (ms): on a shared, busy
     machine the wall clock also counts the time other processes hold the core; the CPU time is what a query costs
     a core of its own (faiss runs a single query on the calling thread)."""
     times, cpu = [], []
     for q in queries:
         started, started_cpu = time.perf_counter(), time.thread_time()
-        index.search(q[None], k)
+        index.search(q[None], k, params=params)
         times.append(time.perf_counter() - started)
         cpu.append(time.thread_time() - started_cpu)
     return (float(np.percentile(times, 50) * 1e3), float(np.percentile(times, 99) * 1e3),
             float(np.percentile(cpu, 50) * 1e3))
 
 
-def recall(index, queries: np.ndarray, truth: np.ndarray, k: int = 10) -> float:
-    _, found = index.search(queries, k)
-    return float(np.mean([len(set(f) & set(t)) / k for f, t in zip(found, truth)]))
+def recall(found: np.ndarray, truth: np.ndarray, k: int = 10) -> float:
+    return float(np.mean([len(set(f[:k]) & set(t[:k])) / k for f, t in zip(found, truth)]))
+
+
+class Reranked:
+    """ivf-sq8 as `SearchIndex` uses it: fetch `fetch` candidates by the codes' scores, re-score them with the float
+    vectors and keep the best k. The float vectors come from memory here (SQLite in vidla: its cost is in the
+    `endtoend` figures)."""
+
+    def __init__(self, index, vectors: np.ndarray, fetch: int):
+        self.index, self.vectors, self.fetch = index, vectors, fetch
+
+    def search(self, queries: np.ndarray, k: int, params=None):
+        _, candidates = self.index.search(queries, self.fetch, params=params)
+        found = np.empty((len(queries), k), np.int64)
+        for row, (q, ids) in enumerate(zip(queries, candidates)):
+            ids = ids[ids >= 0]
+            best = np.argsort(-(self.vectors[ids] @ q))[:k]
+            found[row, :len(best)] = ids[best]
+            found[row, len(best):] = -1
+        return None, found
 
 
 def bench_vectors(args: argparse.Namespace) -> None:
     import faiss
 
-    from vidla.search.vectors import VectorIndexConfig, build_vector_index
+    from common import mean_ci
+    from vidla.search.vectors import VectorIndexConfig, build_vector_index, search_parameters
 
-    print(f"machine: {machine()}; faiss {faiss.__version__}, one thread per query; {args.queries} queries, k = 10\n")
-    print("| vectors | data | index | build s | p50 ms | p99 ms | CPU p50 ms | recall@10 |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"machine: {machine()}; faiss {faiss.__version__}, one thread per query; {args.queries} queries, k = 10, "
+          f"data seeds {args.seeds}\n")
+    print("| vectors | data | seed | index | build s | bytes/vector | p50 ms | p99 ms | CPU p50 ms | recall@10 |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    rows: dict[tuple, list[tuple[float, float, float, float]]] = {}  # (n, data, index) -> per seed figures
+
+    def measure(n, kind, seed, described, build, size, index, queries, truth, params=None):
+        faiss.omp_set_num_threads(1)
+        p50, p99, cpu = latencies(index, queries, params=params)
+        found = index.search(queries, 10, params=params)[1]
+        r = recall(found, truth)
+        print(f"| {n:,} | {kind} | {seed} | {described} | {build:.1f} | {size:,.0f} | {p50:.2f} | {p99:.2f} | "
+              f"{cpu:.2f} | {r:.3f} |", flush=True)
+        rows.setdefault((n, kind, described), []).append((build, p50, cpu, r))
+
     for n in args.sizes:
         for kind in args.data:
-            data, queries = dataset(kind, n, args.queries, args.dim, seed=0)
-            ids = np.arange(n, dtype=np.int64)
-            faiss.omp_set_num_threads(args.build_threads)
-            started = time.perf_counter()
-            exact = build_vector_index(ids, data, VectorIndexConfig(kind="flat"))
-            build = time.perf_counter() - started
-            _, truth = exact.search(queries, 10)
-            faiss.omp_set_num_threads(1)
-            p50, p99, cpu = latencies(exact, queries)
-            print(f"| {n:,} | {kind} | flat (exact) | {build:.1f} | {p50:.2f} | {p99:.2f} | {cpu:.2f} | 1 |",
-                  flush=True)
-            approximate = [("ivf", VectorIndexConfig(kind="ivf"))]
-            if n <= args.hnsw_limit:
-                approximate.append(("hnsw", VectorIndexConfig(kind="hnsw")))
-            for name, config in approximate:
+            for seed in args.seeds:
+                data, queries = dataset(kind, n, args.queries, args.dim, seed=seed)
+                ids = np.arange(n, dtype=np.int64)
                 faiss.omp_set_num_threads(args.build_threads)
                 started = time.perf_counter()
-                index = build_vector_index(ids, data, config)
+                exact = build_vector_index(ids, data, VectorIndexConfig(kind="flat"))
                 build = time.perf_counter() - started
-                inner = faiss.downcast_index(index.index)
-                settings = [("nprobe", p) for p in args.nprobe] if name == "ivf" else \
-                    [("efSearch", e) for e in args.ef_search]
-                for label, value in settings:
-                    if name == "ivf":
-                        inner.nprobe = value
-                        described = f"ivf nlist {inner.nlist}, nprobe {value}"
-                    else:
-                        inner.hnsw.efSearch = value
-                        described = f"hnsw M 32, efSearch {value}"
-                    faiss.omp_set_num_threads(1)
-                    p50, p99, cpu = latencies(index, queries)
-                    print(f"| {n:,} | {kind} | {described} | {build:.1f} | {p50:.2f} | {p99:.2f} | {cpu:.2f} | "
-                          f"{recall(index, queries, truth):.3f} |", flush=True)
-                del index
-            del exact, data
+                _, truth = exact.search(queries, 10)
+                if not args.skip_exact:
+                    measure(n, kind, seed, "flat (exact)", build, 4 * args.dim, exact, queries, truth)
+                del exact
+                approximate = list(args.ivf)
+                if n <= args.hnsw_limit:
+                    approximate.append("hnsw")
+                for name in approximate:
+                    config = VectorIndexConfig(kind=name, ivf_nlist=args.nlist)
+                    faiss.omp_set_num_threads(args.build_threads)
+                    started = time.perf_counter()
+                    index = build_vector_index(ids, data, config)
+                    build = time.perf_counter() - started
+                    size = len(faiss.serialize_index(index)) / n
+                    inner = faiss.downcast_index(index.index)
+                    searched = Reranked(index, data, args.rerank) if name == "ivf-sq8" else index
+                    for value in (args.ef_search if name == "hnsw" else args.nprobe):
+                        if name == "hnsw":
+                            params = search_parameters(index, ef_search=value)
+                            described = f"hnsw M 32, efSearch {value}"
+                        else:
+                            params = search_parameters(index, nprobe=value)
+                            described = f"{name} nlist {inner.nlist}, nprobe {value}" + \
+                                (f", re-rank {args.rerank}" if name == "ivf-sq8" else "")
+                        measure(n, kind, seed, described, build, size, searched, queries, truth, params)
+                    del index, searched
+                del data
+    if len(args.seeds) > 1:
+        print(f"\nOver the {len(args.seeds)} data seeds: mean ± half-width of the 95% t-interval\n")
+        print("| vectors | data | index | build s | p50 ms | CPU p50 ms | recall@10 |")
+        print("|---|---|---|---|---|---|---|")
+        for (n, kind, described), values in rows.items():
+            cells = []
+            for column, digits in zip(zip(*values), (1, 2, 2, 3)):
+                mean, half = mean_ci(list(column))
+                cells.append(f"{mean:.{digits}f} ± {half:.{digits}f}")
+            print(f"| {n:,} | {kind} | {described} | " + " | ".join(cells) + " |")
     print(f"\nmachine after: {machine()}")
+
+
+def bench_endtoend(args: argparse.Namespace) -> None:
+    """`vidla search` at `--windows` windows: an IndexStore filled through its own API (videos of the default window
+    plan, vectors clustered per video as in the `vectors` set), the vector index built by `refresh_vectors` as
+    `vidla index` builds it, then `SearchIndex.search_vector` timed whole and split into the faiss search and the
+    rest (SQLite lookups of the hits, the ivf-sq8 re-rank, merging into moments); the text encoder separately."""
+    import faiss
+    import torch
+    from tqdm import tqdm
+
+    from vidla.search import SearchIndex, VectorIndexConfig, WindowConfig
+    from vidla.search.indexer import refresh_vectors
+    from vidla.search.store import IndexStore, VideoRow
+    from vidla.search.vectors import search_vectors
+    from vidla.search.windows import plan_windows
+
+    torch.set_num_threads(1)
+    windows = plan_windows(args.video_seconds, WindowConfig())
+    videos = args.windows // len(windows)
+    rng = np.random.default_rng(args.seed)
+    print(f"machine: {machine()}; faiss {faiss.__version__} on one thread per query, torch {torch.__version__} on 1")
+    print(f"{videos:,} videos of {args.video_seconds:.0f} s x {len(windows)} windows (default plan) = "
+          f"{videos * len(windows):,} windows of {args.dim}-d; vector index {args.kind}\n")
+    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+        folder = Path(tmp) / "bench.index"
+        store = IndexStore(folder, create=True)
+        store.set_identity({"model": {"id": "bench", "checkpoint": None, "embed_dim": args.dim, "num_frames": 12},
+                            "windows": {}})
+        centres = unit(rng.standard_normal((videos, args.dim), np.float32))
+        started = time.perf_counter()
+        rows = [(w.start, w.end, w.scale) for w in windows]
+        for v in tqdm(range(videos), desc="filling the store", unit="video", mininterval=5):
+            noise = unit(rng.standard_normal((len(windows), args.dim), np.float32))
+            store.put_video(VideoRow(0, f"/videos/{v:07d}.mp4", 1, 1, f"{v:064x}", args.video_seconds), rows,
+                            unit(0.8 * centres[v] + 0.6 * noise))
+        fill = time.perf_counter() - started
+        faiss.omp_set_num_threads(args.build_threads)
+        started = time.perf_counter()
+        kind = refresh_vectors(store, "bench", VectorIndexConfig(kind=args.kind))
+        build = time.perf_counter() - started
+        store.close()
+        size = {f.name: f.stat().st_size / 2**20 for f in folder.iterdir() if f.is_file()}
+        started = time.perf_counter()
+        index = SearchIndex(folder, nprobe=args.nprobe)
+        opened = time.perf_counter() - started
+        faiss.omp_set_num_threads(1)
+        owners = centres[rng.integers(0, videos, args.queries)]
+        queries = unit(0.5 * owners + 0.87 * unit(rng.standard_normal((args.queries, args.dim), np.float32)))
+        total, vector = [], []
+        for q in queries:
+            started = time.perf_counter()
+            index.search_vector(q, k=10)
+            total.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            search_vectors(index.vectors, q[None], 200, nprobe=args.nprobe)  # what search_vector fetches for k=10
+            vector.append(time.perf_counter() - started)
+        model = _text_model(args.model)
+        text = []
+        for i in range(args.queries // 4):
+            started = time.perf_counter()
+            model.encode_text([f"a dog jumps into the pool number {i}"])
+            text.append(time.perf_counter() - started)
+        p = lambda xs, q=50: float(np.percentile(xs, q) * 1e3)  # noqa: E731
+        print(f"filling the store: {fill:.0f} s ({videos * len(windows) / fill:,.0f} windows/s); vector index "
+              f"({kind}) built from SQLite in {build:.0f} s; opening the index {opened:.1f} s")
+        print("files: " + ", ".join(f"{name} {mb:,.0f} MiB" for name, mb in sorted(size.items())) + "\n")
+        print("| step | p50 ms | p99 ms |")
+        print("|---|---|---|")
+        rest = np.array(total) - np.array(vector)
+        print(f"| faiss search (200 candidates, nprobe {args.nprobe or 'default'}) | {p(vector):.2f} | "
+              f"{p(vector, 99):.2f} |")
+        print(f"| SQLite lookups + merging into moments{' + exact re-rank' if kind == 'ivf-sq8' else ''} "
+              f"| {p(rest):.2f} | {p(rest, 99):.2f} |")
+        print(f"| search_vector, k = 10 (the two above) | {p(total):.2f} | {p(total, 99):.2f} |")
+        print(f"| text encoder ({args.model}, 1 text, 1 thread) | {p(text):.2f} | {p(text, 99):.2f} |")
+        index.close()
+    print(f"\nmachine after: {machine()}")
+
+
+def _text_model(name: str):
+    import vidla
+
+    model = vidla.create_model(name).eval()  # random weights: the forward pass costs the same
+    model.encode_text(["warm up"])
+    return model
 
 
 def main() -> None:
@@ -353,12 +482,30 @@ def main() -> None:
     vectors.add_argument("--data", nargs="+", default=["random", "clustered"])
     vectors.add_argument("--dim", type=int, default=512)
     vectors.add_argument("--queries", type=int, default=200)
-    vectors.add_argument("--nprobe", type=int, nargs="+", default=[16, 32, 64, 128])
+    vectors.add_argument("--seeds", type=int, nargs="+", default=[0], help="data seeds (>= 3 for an interval)")
+    vectors.add_argument("--ivf", nargs="+", default=["ivf", "ivf-sq8"], choices=["ivf", "ivf-sq8"],
+                         help="the ivf kinds to measure")
+    vectors.add_argument("--nlist", type=int, default=None, help="ivf cells (default: vidla's, 4 sqrt(n))")
+    vectors.add_argument("--nprobe", type=int, nargs="+", default=[8, 16, 32, 64])
+    vectors.add_argument("--rerank", type=int, default=200,
+                         help="ivf-sq8: candidates re-scored exactly (vidla fetches 20 k = 200 for k = 10)")
+    vectors.add_argument("--skip-exact", action="store_true", help="no exact-search latency rows (truth only)")
     vectors.add_argument("--ef-search", type=int, nargs="+", default=[64, 128, 256])
     vectors.add_argument("--hnsw-limit", type=int, default=100_000, help="skip hnsw (slow to build) above this")
     vectors.add_argument("--build-threads", type=int, default=2)
+    endtoend = commands.add_parser("endtoend")
+    endtoend.add_argument("--windows", type=int, default=1_000_000)
+    endtoend.add_argument("--video-seconds", type=float, default=138.0, help="138 s: 100 windows at 4/12/36 s")
+    endtoend.add_argument("--dim", type=int, default=512)
+    endtoend.add_argument("--kind", default="auto", choices=["auto", "ivf", "ivf-sq8"])
+    endtoend.add_argument("--nprobe", type=int, default=None)
+    endtoend.add_argument("--queries", type=int, default=200)
+    endtoend.add_argument("--seed", type=int, default=0)
+    endtoend.add_argument("--model", default="vidla-b32")
+    endtoend.add_argument("--build-threads", type=int, default=2)
+    endtoend.add_argument("--tmp", default=None, help="where the temporary index goes (2.3 GB at 1M windows)")
     args = parser.parse_args()
-    bench_indexing(args) if args.what == "indexing" else bench_vectors(args)
+    {"indexing": bench_indexing, "vectors": bench_vectors, "endtoend": bench_endtoend}[args.what](args)
 
 
 if __name__ == "__main__":

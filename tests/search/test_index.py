@@ -152,7 +152,7 @@ def test_shards_merged_equal_a_one_process_build(tmp_path, collection, tiny_chec
            [(v.path, [(m.start, m.end, round(m.score, 4)) for m in v.moments]) for v in reference]
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf", "ivf-sq8"])
 def test_vector_index_kinds_agree_on_a_small_collection(tmp_path, built_index, collection, kind):
     from vidla.search import VectorIndexConfig
 

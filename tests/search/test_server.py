@@ -44,11 +44,23 @@ def test_search_returns_the_library_results(client, built_index):
     ({"q": "dog", "min_score": 7}, 422, "less than or equal to 1"),
     ({"k": 5}, 422, "Field required"),
     ({"q": "   "}, 400, "the query is empty"),
+    ({"q": "dog", "nprobe": 0}, 422, "greater than or equal to 1"),
+    ({"q": "dog", "nprobe": 10**6}, 422, "less than or equal to 4096"),
+    ({"q": "dog", "ef_search": -3}, 422, "greater than or equal to 1"),
 ])
 def test_bad_search_requests_get_a_4xx_that_says_why(client, params, status, message):
     response = client.get("/api/search", params=params)
     assert response.status_code == status
     assert message in response.text
+
+
+def test_search_accepts_a_bounded_nprobe_and_ef_search(client, built_index):
+    response = client.get("/api/search", params={"q": "a red square moves right", "k": 4, "nprobe": 2,
+                                                  "ef_search": 16})
+    assert response.status_code == 200
+    expected = SearchIndex(built_index).search_text("a red square moves right", k=4)  # exact: both are ignored
+    assert [m["window_id"] for v in response.json()["results"] for m in v["moments"]] == \
+           [m.window_id for v in expected for m in v.moments]
 
 
 @pytest.mark.parametrize("url", [

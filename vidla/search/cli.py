@@ -36,9 +36,12 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
                        help="window lengths in seconds, e.g. short=4,medium=12,long=36 (the default)")
     index.add_argument("--stride", type=float, default=0.5, help="window start step as a fraction of its length")
     index.add_argument("--batch-size", type=int, default=8, help="windows per model call")
-    index.add_argument("--vector-index", default="auto", choices=["auto", "flat", "hnsw", "ivf"],
-                       help="exact (flat) or approximate (hnsw, ivf); auto: exact up to --exact-limit windows")
+    index.add_argument("--vector-index", default="auto", choices=["auto", "flat", "hnsw", "ivf", "ivf-sq8"],
+                       help="exact (flat) or approximate (ivf-sq8: 8-bit codes, re-ranked exactly, a quarter of "
+                            "ivf's memory; ivf; hnsw); auto: exact up to --exact-limit windows, ivf-sq8 beyond")
     index.add_argument("--exact-limit", type=int, default=100_000)
+    index.add_argument("--nlist", type=int, default=None,
+                       help="ivf kinds: k-means cells (default 4 sqrt(windows)); more cells, fewer windows per cell")
     index.add_argument("--decode-size", default="auto", metavar="auto|full|PIXELS",
                        help="shorter side frames are decoded to: auto (default) = twice the model's input size, as "
                             "training's loader (an existing index keeps its own); full = the source's size")
@@ -58,6 +61,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--start", type=float, help="with --example: clip start in seconds")
     search.add_argument("--end", type=float, help="with --example: clip end in seconds")
     search.add_argument("--checkpoint", help="the model (default: the checkpoint recorded in the index)")
+    _add_tuning(search)
     search.set_defaults(func=run_search)
 
     serve = subparsers.add_parser("serve", help="HTTP search API and web page over an index",
@@ -67,7 +71,17 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--checkpoint", help="the model (default: the checkpoint recorded in the index)")
+    _add_tuning(serve)
     serve.set_defaults(func=run_serve)
+
+
+def _add_tuning(parser: argparse.ArgumentParser) -> None:
+    """Query-time recall/speed settings of an approximate index (no rebuild; an exact index ignores them)."""
+    parser.add_argument("--nprobe", type=int, default=None,
+                        help="ivf indexes: cells scanned per query (default: the index's, 32); more = better recall, "
+                             "proportionally slower")
+    parser.add_argument("--ef-search", type=int, default=None,
+                        help="hnsw indexes: candidates kept while searching the graph (default: the index's, 128)")
 
 
 def torch_cuda() -> bool:
@@ -92,7 +106,7 @@ def _parse_scales(text: str | None) -> dict[str, float] | None:
 def run_index(args: argparse.Namespace) -> int:
     from vidla.search import IndexSettings, VectorIndexConfig, WindowConfig, build_index, merge_indexes
 
-    vectors = VectorIndexConfig(kind=args.vector_index, exact_limit=args.exact_limit)
+    vectors = VectorIndexConfig(kind=args.vector_index, exact_limit=args.exact_limit, ivf_nlist=args.nlist)
     if args.roots[0] == "merge":
         report = merge_indexes(args.roots[1:], args.out, vectors, progress=not args.no_progress)
     else:
@@ -131,7 +145,7 @@ def run_search(args: argparse.Namespace) -> int:
 
     if (args.text is None) == (args.example is None):
         raise VidlaError("give a text query or --example VIDEO (one of them)")
-    index = SearchIndex(args.index, checkpoint=args.checkpoint)
+    index = SearchIndex(args.index, checkpoint=args.checkpoint, nprobe=args.nprobe, ef_search=args.ef_search)
     if args.example:
         results = index.search_example(args.example, args.start, args.end, k=args.k, min_score=args.min_score)
     else:
@@ -162,7 +176,8 @@ def run_serve(args: argparse.Namespace) -> int:
     from vidla.search.server import serve
 
     try:
-        serve(Path(args.index), host=args.host, port=args.port, checkpoint=args.checkpoint)
+        serve(Path(args.index), host=args.host, port=args.port, checkpoint=args.checkpoint, nprobe=args.nprobe,
+              ef_search=args.ef_search)
     except ImportError as e:  # fastapi or uvicorn, imported when the server starts
         raise VidlaError(f"{e.name or e} is not installed: pip install 'vidla[search]'") from e
     return 0

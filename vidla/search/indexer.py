@@ -450,12 +450,12 @@ def _commit(store: IndexStore, video: _Pending, report: IndexReport) -> None:
 
 
 def refresh_vectors(store: IndexStore, model_id: str, config: VectorIndexConfig, force: bool = False) -> str:
-    """Rebuilds vectors.faiss from SQLite when it lags the database (or when forced); returns its kind."""
+    """Rebuilds vectors.faiss from SQLite when it lags the database, is not what `config` asks for (kind, cells), or
+    when forced; returns its kind."""
     from vidla.search.vectors import index_kind, load_vector_index
 
     existing = None if force else load_vector_index(store.folder, store.generation, model_id)
-    if existing is not None and config.kind in ("auto", index_kind(existing)) and \
-            index_kind(existing) == config.resolve(existing.ntotal):
+    if existing is not None and config.matches(existing):
         return index_kind(existing)
     dim = int(store.identity()["model"]["embed_dim"])
     ids, vectors = collect(store.iter_vectors(), dim)

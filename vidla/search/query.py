@@ -16,9 +16,11 @@ import numpy as np
 import torch
 
 from vidla.search.store import IndexStore, SearchIndexError, WindowRow
-from vidla.search.vectors import VectorIndexConfig, build_vector_index, collect, load_vector_index, search_vectors
+from vidla.search.vectors import APPROXIMATE_SCORES, VectorIndexConfig, build_vector_index, collect, index_kind, \
+    load_vector_index, search_vectors
 
 MAX_K = 1000
+MAX_TUNING = 65_536  # nprobe / ef_search: a bound against typos (an ivf has 4,000 cells at a million windows)
 
 
 @dataclass
@@ -66,16 +68,27 @@ def merge_moments(hits: Sequence[tuple[WindowRow, float]], k: int) -> tuple[list
     return [m for _, m in moments], [v for v, _ in moments]
 
 
+def _check_tuning(nprobe: int | None, ef_search: int | None) -> None:
+    for name, value in (("nprobe", nprobe), ("ef_search", ef_search)):
+        if value is not None and not 1 <= value <= MAX_TUNING:
+            raise ValueError(f"{name} must be between 1 and {MAX_TUNING}, got {value}")
+
+
 class SearchIndex:
     """An index opened for searching. The model is loaded on the first query that needs it.
 
         index = SearchIndex("my.index")                      # the model recorded in the index
         index = SearchIndex("my.index", checkpoint="model.safetensors")
         results = index.search_text("a dog jumps into the pool", k=10)
+        index = SearchIndex("my.index", nprobe=64)          # an ivf index: scan more cells (better recall, slower)
+
+    `nprobe` (ivf kinds: cells scanned per query) and `ef_search` (hnsw: candidates kept while walking the graph)
+    override the values the vector index was built with, for every query; each search method also takes them for
+    one query. Neither changes the index on disk. An exact (flat) index ignores both.
     """
 
     def __init__(self, folder: str | Path, checkpoint: str | Path | None = None, model=None,
-                 vectors: VectorIndexConfig | None = None):
+                 vectors: VectorIndexConfig | None = None, nprobe: int | None = None, ef_search: int | None = None):
         self.folder = Path(folder)
         self.store = IndexStore(self.folder, readonly=True)
         self.identity = self.store.identity()
@@ -85,6 +98,8 @@ class SearchIndex:
         if model is not None:
             self._check_model(model, str(checkpoint or "the given model"))
         self._vector_config = vectors or VectorIndexConfig()
+        _check_tuning(nprobe, ef_search)
+        self.nprobe, self.ef_search = nprobe, ef_search
         self._generation = self.store.generation
         self.vectors = self._load_vectors(self._vector_config)
 
@@ -104,6 +119,7 @@ class SearchIndex:
             dim = int(self.identity["model"]["embed_dim"])
             ids, vectors = collect(self.store.iter_vectors(), dim)
             index = build_vector_index(ids, vectors, config, dim=dim)
+        self.vector_kind = index_kind(index)
         return index
 
     # -- the model ---------------------------------------------------------------------------------------------
@@ -150,34 +166,41 @@ class SearchIndex:
         pixels = vidla.preprocess_video(frames, model.image_size)
         return embed_frames(model, pixels[None])[0]
 
-    def search_text(self, text: str, k: int = 10, min_score: float | None = None) -> list[VideoHits]:
-        return self.search_vector(self.embed_text(text), k, min_score)
+    def search_text(self, text: str, k: int = 10, min_score: float | None = None, **tuning) -> list[VideoHits]:
+        return self.search_vector(self.embed_text(text), k, min_score, **tuning)
 
     def search_example(self, video: str | Path, start: float | None = None, end: float | None = None, k: int = 10,
-                       min_score: float | None = None) -> list[VideoHits]:
+                       min_score: float | None = None, **tuning) -> list[VideoHits]:
         """"More like this moment": the query is a clip of a video file."""
-        return self.search_vector(self.embed_example(video, start, end), k, min_score)
+        return self.search_vector(self.embed_example(video, start, end), k, min_score, **tuning)
 
-    def search_window(self, window_id: int, k: int = 10, min_score: float | None = None) -> list[VideoHits]:
+    def search_window(self, window_id: int, k: int = 10, min_score: float | None = None, **tuning) -> list[VideoHits]:
         """"More like this" for a window already in the index."""
         vector = self.store.vector(window_id)
         if vector is None:
             raise KeyError(f"no window {window_id} in {self.folder}")
-        return self.search_vector(vector, k, min_score)
+        return self.search_vector(vector, k, min_score, **tuning)
 
-    def search_vector(self, query: np.ndarray, k: int = 10, min_score: float | None = None) -> list[VideoHits]:
-        """Moments for a unit query vector: up to `k` moments, grouped per video, best video first."""
+    def search_vector(self, query: np.ndarray, k: int = 10, min_score: float | None = None,
+                      nprobe: int | None = None, ef_search: int | None = None) -> list[VideoHits]:
+        """Moments for a unit query vector: up to `k` moments, grouped per video, best video first. `nprobe` /
+        `ef_search`: this query's recall-time trade-off (default: the index's, or this SearchIndex's)."""
         if not 1 <= k <= MAX_K:
             raise ValueError(f"k must be between 1 and {MAX_K}, got {k}")
+        _check_tuning(nprobe, ef_search)
+        nprobe = self.nprobe if nprobe is None else nprobe
+        ef_search = self.ef_search if ef_search is None else ef_search
         self.refresh()
         total = self.vectors.ntotal
         if total == 0:
             return []
         fetch = min(total, max(100, 20 * k))
         while True:  # merging may fold many hits into one moment: fetch more until k moments or every window
-            scores, ids = search_vectors(self.vectors, query[None], fetch)
-            keep = [(int(i), float(s)) for i, s in zip(ids[0], scores[0])
-                    if i >= 0 and (min_score is None or s >= min_score)]
+            scores, ids = search_vectors(self.vectors, query[None], fetch, nprobe=nprobe, ef_search=ef_search)
+            hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+            if self.vector_kind in APPROXIMATE_SCORES:
+                hits = self._rescore(hits, query)
+            keep = [(i, s) for i, s in hits if min_score is None or s >= min_score]
             rows = self.store.windows([i for i, _ in keep])
             moments, videos = merge_moments([(rows[i], s) for i, s in keep if i in rows], k)
             below_threshold = len(keep) < fetch
@@ -185,6 +208,16 @@ class SearchIndex:
                 break
             fetch = min(total, fetch * 4)
         return self._group(moments, videos)
+
+    def _rescore(self, hits: list[tuple[int, float]], query: np.ndarray) -> list[tuple[int, float]]:
+        """Exact scores from the float vectors in SQLite for hits whose scores were decoded from 8-bit codes: the
+        reported score is the true cosine, and the order among the candidates is exact (an exact re-rank)."""
+        vectors = self.store.window_vectors([i for i, _ in hits])
+        ids = [i for i, _ in hits if i in vectors]
+        if not ids:
+            return []
+        scores = np.stack([vectors[i] for i in ids]) @ np.asarray(query, dtype=np.float32)
+        return sorted(zip(ids, scores.tolist()), key=lambda h: -h[1])
 
     def _group(self, moments: list[Moment], videos: list[int]) -> list[VideoHits]:
         grouped: dict[int, VideoHits] = {}

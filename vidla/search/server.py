@@ -2,7 +2,8 @@
 
     GET /                                  the search page (plain HTML + JS, no build step)
     GET /api/info                          what the index holds
-    GET /api/search?q=TEXT&k=10&min_score  moments for a text query, grouped per video
+    GET /api/search?q=TEXT&k=10&min_score  moments for a text query, grouped per video (&nprobe=, &ef_search=:
+                                           an approximate index's recall/speed trade-off for this query)
     GET /api/similar/{window_id}?k=10      moments like a window of the index ("more like this")
     GET /api/thumbnails/{window_id}/{i}    JPEG of the i-th frame the model saw in that window, or a
                                            nearby one when it is flat (black, a fade); cached
@@ -28,6 +29,7 @@ from vidla.search.query import SearchIndex, VideoHits
 
 MAX_QUERY_CHARS = 500
 MAX_K = 100
+MAX_TUNING = 4096  # nprobe / ef_search per request: 4096 cells is already an exact scan at a million windows
 THUMBNAIL_WIDTH = 160
 STRIP = 4  # thumbnails per result card
 # A frame whose luma varies less than this (black, a fade, a blank card; grey levels, 0-255) makes a poor thumbnail:
@@ -131,13 +133,15 @@ class Thumbnails:
         self.memory[key] = data
 
 
-def create_app(index: SearchIndex | str | Path, checkpoint: str | Path | None = None):
-    """The FastAPI app. The model is loaded (and checked against the index) before the first request."""
+def create_app(index: SearchIndex | str | Path, checkpoint: str | Path | None = None, nprobe: int | None = None,
+               ef_search: int | None = None):
+    """The FastAPI app. The model is loaded (and checked against the index) before the first request.
+    `nprobe` / `ef_search`: the server's default recall/speed trade-off (a request may ask for another)."""
     from fastapi import FastAPI, HTTPException, Path as PathParam, Query
     from fastapi.responses import FileResponse, HTMLResponse, Response
 
     if not isinstance(index, SearchIndex):
-        index = SearchIndex(index, checkpoint=checkpoint)
+        index = SearchIndex(index, checkpoint=checkpoint, nprobe=nprobe, ef_search=ef_search)
     index.model  # noqa: B018 - load and check the model now, not on the first query
     lock = threading.Lock()  # one query at a time through the model and the SQLite connection
     thumbnails = Thumbnails(index, index.folder / "thumbnails")
@@ -166,24 +170,30 @@ def create_app(index: SearchIndex | str | Path, checkpoint: str | Path | None = 
     def info() -> dict[str, Any]:
         with lock:
             return {"videos": len(index.store.videos()), "windows": int(index.vectors.ntotal),
+                    "vector_index": index.vector_kind,
                     "model": index.identity["model"], "windows_config": index.identity["windows"]}
 
     @app.get("/api/search")
     def search(q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS, description="what to look for"),
                k: int = Query(10, ge=1, le=MAX_K, description="moments to return"),
-               min_score: float | None = Query(None, ge=-1.0, le=1.0, description="cosine similarity floor")):
+               min_score: float | None = Query(None, ge=-1.0, le=1.0, description="cosine similarity floor"),
+               nprobe: int | None = Query(None, ge=1, le=MAX_TUNING, description="ivf: cells scanned"),
+               ef_search: int | None = Query(None, ge=1, le=MAX_TUNING, description="hnsw: search breadth")):
         if not q.strip():
             raise HTTPException(400, "the query is empty")
         with lock:
-            results = index.search_text(q, k=k, min_score=min_score)
+            results = index.search_text(q, k=k, min_score=min_score, nprobe=nprobe, ef_search=ef_search)
         return {"query": q, "k": k, "min_score": min_score, "results": hits_json(results)}
 
     @app.get("/api/similar/{window_id}")
     def similar(window_id: int = PathParam(..., ge=0), k: int = Query(10, ge=1, le=MAX_K),
-                min_score: float | None = Query(None, ge=-1.0, le=1.0)):
+                min_score: float | None = Query(None, ge=-1.0, le=1.0),
+                nprobe: int | None = Query(None, ge=1, le=MAX_TUNING),
+                ef_search: int | None = Query(None, ge=1, le=MAX_TUNING)):
         with lock:
             try:
-                results = index.search_window(window_id, k=k, min_score=min_score)
+                results = index.search_window(window_id, k=k, min_score=min_score, nprobe=nprobe,
+                                              ef_search=ef_search)
             except KeyError:
                 raise HTTPException(404, f"no window {window_id} in this index") from None
         return {"window_id": window_id, "k": k, "results": hits_json(results)}
@@ -210,10 +220,11 @@ def create_app(index: SearchIndex | str | Path, checkpoint: str | Path | None = 
     return app
 
 
-def serve(index: str | Path, host: str = "127.0.0.1", port: int = 8000, checkpoint: str | Path | None = None) -> None:
+def serve(index: str | Path, host: str = "127.0.0.1", port: int = 8000, checkpoint: str | Path | None = None,
+          nprobe: int | None = None, ef_search: int | None = None) -> None:
     """Runs the app on uvicorn; bound to this machine only unless `host` says otherwise."""
     import uvicorn
 
-    app = create_app(index, checkpoint)
+    app = create_app(index, checkpoint, nprobe=nprobe, ef_search=ef_search)
     print(f"vidla search: http://{host}:{port}/  ({app.state.index.vectors.ntotal} windows)")
     uvicorn.run(app, host=host, port=port, log_level="warning")

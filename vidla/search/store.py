@@ -193,6 +193,17 @@ class IndexStore:
                 out[row[0]] = WindowRow(*row)
         return out
 
+    def window_vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """The stored float32 vectors of these windows (absent ids are left out)."""
+        out: dict[int, np.ndarray] = {}
+        ids = [int(i) for i in ids]
+        for i in range(0, len(ids), 900):
+            chunk = ids[i:i + 900]
+            marks = ",".join("?" * len(chunk))
+            for window_id, blob in self.db.execute(f"SELECT id, vector FROM windows WHERE id IN ({marks})", chunk):
+                out[window_id] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
     def count_windows(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM windows").fetchone()[0])
 
