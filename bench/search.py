@@ -311,7 +311,7 @@ def bench_vectors(args: argparse.Namespace) -> None:
     import faiss
 
     from common import mean_ci
-    from vidla.search.vectors import VectorIndexConfig, build_vector_index, search_parameters
+    from vidla.search.vectors import VectorIndexConfig, build_vector_index, inner_index, search_parameters
 
     print(f"machine: {machine()}; faiss {faiss.__version__}, one thread per query; {args.queries} queries, k = 10, "
           f"data seeds {args.seeds}\n")
@@ -351,7 +351,7 @@ def bench_vectors(args: argparse.Namespace) -> None:
                     index = build_vector_index(ids, data, config)
                     build = time.perf_counter() - started
                     size = len(faiss.serialize_index(index)) / n
-                    inner = faiss.downcast_index(index.index)
+                    inner = inner_index(index)
                     searched = Reranked(index, data, args.rerank) if name == "ivf-sq8" else index
                     for value in (args.ef_search if name == "hnsw" else args.nprobe):
                         if name == "hnsw":
@@ -452,7 +452,42 @@ def bench_endtoend(args: argparse.Namespace) -> None:
         print(f"| search_vector, k = 10 (the two above) | {p(total):.2f} | {p(total, 99):.2f} |")
         print(f"| text encoder ({args.model}, 1 text, 1 thread) | {p(text):.2f} | {p(text, 99):.2f} |")
         index.close()
+        if args.changed:
+            _bench_refresh(folder, args, rows, centres, rng)
     print(f"\nmachine after: {machine()}")
+
+
+def _bench_refresh(folder: Path, args: argparse.Namespace, rows, centres: np.ndarray, rng) -> None:
+    """What the next `vidla index` run costs after a few videos changed: the lagging vector index brought up to
+    date by window ids (`update_vector_index`) against a rebuild from SQLite (k-means included for ivf)."""
+    import faiss
+
+    from vidla.search import VectorIndexConfig
+    from vidla.search.indexer import refresh_vectors
+    from vidla.search.store import IndexStore, VideoRow
+
+    faiss.omp_set_num_threads(args.build_threads)
+    store = IndexStore(folder)
+    videos = len(centres)
+    store.delete_videos([f"/videos/{v:07d}.mp4" for v in range(args.changed)])
+    for v in range(videos, videos + args.changed):
+        noise = unit(rng.standard_normal((len(rows), args.dim), np.float32))
+        store.put_video(VideoRow(0, f"/videos/{v:07d}.mp4", 1, 1, f"{v:064x}", args.video_seconds), rows,
+                        unit(0.8 * centres[v % videos] + 0.6 * noise))
+    config = VectorIndexConfig(kind=args.kind)
+    started = time.perf_counter()
+    refresh_vectors(store, "bench", config)
+    update = time.perf_counter() - started
+    started = time.perf_counter()
+    refresh_vectors(store, "bench", config, force=True)
+    rebuild = time.perf_counter() - started
+    store.close()
+    print(f"\nafter {args.changed} videos deleted and {args.changed} added ({2 * args.changed * len(rows):,} "
+          f"windows changed), `build_threads` {args.build_threads}:\n")
+    print("| vector index refresh | s |")
+    print("|---|---|")
+    print(f"| updated by window ids (the default) | {update:.2f} |")
+    print(f"| rebuilt from SQLite | {rebuild:.2f} |")
 
 
 def _text_model(name: str):
@@ -504,6 +539,8 @@ def main() -> None:
     endtoend.add_argument("--model", default="vidla-b32")
     endtoend.add_argument("--build-threads", type=int, default=2)
     endtoend.add_argument("--tmp", default=None, help="where the temporary index goes (2.3 GB at 1M windows)")
+    endtoend.add_argument("--changed", type=int, default=10, help="then delete and add this many videos and time "
+                          "the vector index refresh: updated by ids against a rebuild (0: skip)")
     args = parser.parse_args()
     {"indexing": bench_indexing, "vectors": bench_vectors, "endtoend": bench_endtoend}[args.what](args)
 

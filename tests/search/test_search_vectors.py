@@ -10,8 +10,8 @@ import pytest
 from vidla.search import SearchIndex, VectorIndexConfig
 from vidla.search.indexer import refresh_vectors
 from vidla.search.store import IndexStore, VideoRow
-from vidla.search.vectors import build_vector_index, collect, index_kind, load_vector_index, save_vector_index, \
-    search_parameters, search_vectors
+from vidla.search.vectors import build_vector_index, collect, index_kind, inner_index, load_vector_index, \
+    save_vector_index, search_parameters, search_vectors
 
 DIM, VIDEOS, WINDOWS = 32, 40, 50  # 2,000 windows: 40 "videos" of 50 windows near their video's centre
 
@@ -55,9 +55,7 @@ def test_ivf_scanning_every_cell_is_exact_and_nprobe_is_per_search():
     np.testing.assert_array_equal(np.sort(everything, 1), np.sort(truth, 1))
     _, one_cell = search_vectors(index, queries, 200)  # the index's own nprobe, 1: fewer than 200 candidates
     assert (one_cell == -1).any() and not (everything == -1).any()
-    from faiss import downcast_index
-
-    assert downcast_index(index.index).nprobe == 1  # the override did not change the index
+    assert inner_index(index).nprobe == 1  # the override did not change the index
     assert search_parameters(index, ef_search=50) is None  # an ivf has no ef_search: nothing to override
     with pytest.raises(ValueError, match="at least 1"):
         search_vectors(index, queries, 10, nprobe=0)
@@ -68,9 +66,7 @@ def test_hnsw_ef_search_is_per_search():
     index = build_vector_index(np.arange(len(vectors)), vectors, VectorIndexConfig(kind="hnsw", hnsw_ef_search=10))
     _, wide = search_vectors(index, queries, 10, ef_search=2000)  # a graph search that visits every node
     np.testing.assert_array_equal(np.sort(wide, 1), np.sort(exact_top(vectors, queries, 10), 1))
-    from faiss import downcast_index
-
-    assert downcast_index(index.index).hnsw.efSearch == 10
+    assert inner_index(index).hnsw.efSearch == 10
 
 
 def make_store(folder, vectors: np.ndarray) -> IndexStore:
@@ -146,10 +142,8 @@ def test_refresh_rebuilds_when_the_cells_asked_for_change_and_only_then(tmp_path
     store = make_store(tmp_path, vectors)
 
     def nlist() -> int:
-        from faiss import downcast_index
-
         index = load_vector_index(tmp_path, store.generation, "synthetic")  # held: it owns its inner index
-        return downcast_index(index.index).nlist
+        return inner_index(index).nlist
 
     refresh_vectors(store, "synthetic", VectorIndexConfig(kind="ivf", ivf_nlist=20))
     assert nlist() == 20

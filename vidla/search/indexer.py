@@ -450,19 +450,27 @@ def _commit(store: IndexStore, video: _Pending, report: IndexReport) -> None:
 
 
 def refresh_vectors(store: IndexStore, model_id: str, config: VectorIndexConfig, force: bool = False) -> str:
-    """Rebuilds vectors.faiss from SQLite when it lags the database, is not what `config` asks for (kind, cells), or
-    when forced; returns its kind."""
-    from vidla.search.vectors import index_kind, load_vector_index
+    """Brings vectors.faiss up to the database and returns its kind: kept when it reflects this generation and is
+    what `config` asks for (kind, cells); updated by window ids when an earlier one can be (a few videos added to a
+    million windows cost their own vectors, not a rebuild: `update_vector_index`); else, or when forced, rebuilt
+    from SQLite."""
+    from vidla.search.vectors import index_kind, read_vector_index, update_vector_index
 
-    existing = None if force else load_vector_index(store.folder, store.generation, model_id)
-    if existing is not None and config.matches(existing):
-        return index_kind(existing)
+    saved = None if force else read_vector_index(store.folder, model_id)
+    if saved is not None:
+        index, info = saved
+        current = info.get("generation") == store.generation
+        if current and config.matches(index):
+            return index_kind(index)
+        if not current and update_vector_index(index, info, store.window_ids(), store.vectors_of, config):
+            save_vector_index(index, store.folder, store.generation, model_id, store.window_id_floor)
+            return index_kind(index)
+    floor = store.start_window_counter()  # before reading: every window read is below it
     dim = int(store.identity()["model"]["embed_dim"])
     ids, vectors = collect(store.iter_vectors(), dim)
     index = build_vector_index(ids, vectors, config, dim=dim)
-    save_vector_index(index, store.folder, store.generation, model_id)
+    save_vector_index(index, store.folder, store.generation, model_id, floor)
     return index_kind(index)
-
 
 
 def merge_indexes(shards: Sequence[str | Path], out: str | Path, vectors: VectorIndexConfig | None = None,

@@ -17,7 +17,7 @@ import torch
 
 from vidla.search.store import IndexStore, SearchIndexError, WindowRow
 from vidla.search.vectors import APPROXIMATE_SCORES, VectorIndexConfig, build_vector_index, collect, index_kind, \
-    load_vector_index, search_vectors
+    read_vector_index, search_vectors, update_vector_index
 
 MAX_K = 1000
 MAX_TUNING = 65_536  # nprobe / ef_search: a bound against typos (an ivf has 4,000 cells at a million windows)
@@ -114,8 +114,12 @@ class SearchIndex:
             self.vectors = self._load_vectors(self._vector_config)
 
     def _load_vectors(self, config: VectorIndexConfig):
-        index = load_vector_index(self.folder, self._generation, self.identity["model"]["id"])
-        if index is None:  # the index was interrupted before its vectors were written: rebuild in memory
+        saved = read_vector_index(self.folder, self.identity["model"]["id"])
+        index = None
+        if saved is not None and (saved[1].get("generation") == self._generation or
+                                  update_vector_index(*saved, self.store.window_ids(), self.store.vectors_of, config)):
+            index = saved[0]  # current, or brought up to date in memory (a server while `vidla index` runs)
+        if index is None:  # no usable file (an interrupted first run, another model's): rebuild in memory
             dim = int(self.identity["model"]["embed_dim"])
             ids, vectors = collect(self.store.iter_vectors(), dim)
             index = build_vector_index(ids, vectors, config, dim=dim)

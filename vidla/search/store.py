@@ -36,6 +36,9 @@ CREATE TABLE IF NOT EXISTS failures (path TEXT PRIMARY KEY, size INTEGER, mtime_
 """
 
 
+BOOKKEEPING = ("format", "generation", "next_window_id")  # meta keys that are not the index's identity
+
+
 class SearchIndexError(VidlaError, ValueError):
     """An index that cannot be used as asked; the message names the index and the fault."""
 
@@ -104,7 +107,7 @@ class IndexStore:
 
     def identity(self) -> dict[str, Any]:
         """The JSON-valued identity keys (model, windows, ...) written by `set_identity`."""
-        return {k: json.loads(v) for k, v in self.meta().items() if k not in ("format", "generation")}
+        return {k: json.loads(v) for k, v in self.meta().items() if k not in BOOKKEEPING}
 
     def set_identity(self, identity: dict[str, Any]) -> None:
         rows = [(k, json.dumps(v, sort_keys=True)) for k, v in identity.items()] + [("format", FORMAT)]
@@ -135,12 +138,35 @@ class IndexStore:
                 "INSERT INTO videos (path, size, mtime_ns, sha256, duration, width, height) VALUES (?,?,?,?,?,?,?)",
                 (video.path, video.size, video.mtime_ns, video.sha256, video.duration, video.width, video.height))
             video_id = int(cursor.lastrowid)
+            first = self._allocate_window_ids(len(windows))
             self.db.executemany(
-                "INSERT INTO windows (video_id, start, end, scale, vector) VALUES (?, ?, ?, ?, ?)",
-                [(video_id, s, e, scale, np.ascontiguousarray(v, dtype=np.float32).tobytes())
-                 for (s, e, scale), v in zip(windows, vectors)])
+                "INSERT INTO windows (id, video_id, start, end, scale, vector) VALUES (?, ?, ?, ?, ?, ?)",
+                [(first + i, video_id, s, e, scale, np.ascontiguousarray(v, dtype=np.float32).tobytes())
+                 for i, ((s, e, scale), v) in enumerate(zip(windows, vectors))])
             self._bump()
         return video_id
+
+    def _allocate_window_ids(self, count: int) -> int:
+        """The first of `count` new window ids (inside a transaction). Ids come from a counter kept in meta, never
+        from SQLite's max(id) + 1 alone, so a deleted window's id is never given to another: a vector index built
+        earlier can then be brought up to date by ids alone (`window_id_floor`)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'next_window_id'").fetchone()
+        top = int(self.db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM windows").fetchone()[0])
+        first = max(int(row[0]) if row else 0, top)
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('next_window_id', ?)", (str(first + count),))
+        return first
+
+    def start_window_counter(self) -> int:
+        """Makes sure the id counter exists (an index made before it had none) and returns `window_id_floor`."""
+        with self.transaction():
+            return self._allocate_window_ids(0)
+
+    @property
+    def window_id_floor(self) -> int | None:
+        """Every window id given so far is below this, and no id below it will be given again; None for an index
+        whose counter has not started."""
+        value = self.meta().get("next_window_id")
+        return None if value is None else int(value)
 
     def touch_video(self, video_id: int, size: int, mtime_ns: int) -> None:
         """The file changed on disk but not in content (same hash): only its stat is updated."""
@@ -203,6 +229,18 @@ class IndexStore:
             for window_id, blob in self.db.execute(f"SELECT id, vector FROM windows WHERE id IN ({marks})", chunk):
                 out[window_id] = np.frombuffer(blob, dtype=np.float32)
         return out
+
+    def vectors_of(self, ids: Sequence[int]) -> np.ndarray:
+        """The stored vectors of these windows, [len(ids), D] float32 in the order given; every id must exist."""
+        found = self.window_vectors(ids)
+        missing = [int(i) for i in ids if int(i) not in found]
+        if missing:
+            raise SearchIndexError(f"{self.folder}: windows {missing[:5]} are not in the index")
+        return np.stack([found[int(i)] for i in ids]) if len(ids) else np.zeros((0, 0), np.float32)
+
+    def window_ids(self) -> np.ndarray:
+        """Every window's id, int64, ascending."""
+        return np.fromiter((r[0] for r in self.db.execute("SELECT id FROM windows ORDER BY id")), dtype=np.int64)
 
     def count_windows(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM windows").fetchone()[0])

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -66,7 +66,7 @@ class VectorIndexConfig:
         if kind != self.resolve(index.ntotal):
             return False
         if self.ivf_nlist is not None and kind.startswith("ivf"):
-            return _faiss().downcast_index(index.index).nlist == self.nlist(index.ntotal)
+            return inner_index(index).nlist == self.nlist(index.ntotal)
         return True
 
 
@@ -93,7 +93,9 @@ def build_vector_index(ids: np.ndarray, vectors: np.ndarray, config: VectorIndex
         inner.hnsw.efSearch = config.hnsw_ef_search
     else:
         inner = _build_ivf(faiss, vectors, dim, config, sq8=kind == "ivf-sq8")
-    index = faiss.IndexIDMap2(inner)
+    # ivf keeps the ids in its own lists (and can remove by id); flat and hnsw number their vectors 0..n-1, so an
+    # id map translates (it cannot wrap an ivf that is to be updated: it renumbers after a removal, ivf does not)
+    index = inner if kind.startswith("ivf") else faiss.IndexIDMap2(inner)
     if len(vectors):
         index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.ascontiguousarray(ids, np.int64))
     return index
@@ -118,9 +120,31 @@ def _build_ivf(faiss, vectors: np.ndarray, dim: int, config: VectorIndexConfig, 
     return inner
 
 
+def inner_index(index):
+    """The index that searches (the IVF, HNSW or flat one), whether or not an id map wraps it."""
+    faiss = _faiss()
+    return faiss.downcast_index(index.index if isinstance(index, faiss.IndexIDMap) else index)
+
+
+def indexed_ids(index) -> np.ndarray:
+    """The ids an index holds (int64, unordered)."""
+    faiss = _faiss()
+    if isinstance(index, faiss.IndexIDMap):
+        return faiss.vector_to_array(index.id_map).astype(np.int64)
+    lists = faiss.extract_index_ivf(index).invlists
+    out = []
+    for cell in range(lists.nlist):
+        size = lists.list_size(cell)
+        if size:
+            pointer = lists.get_ids(cell)
+            out.append(faiss.rev_swig_ptr(pointer, size).copy())
+            lists.release_ids(cell, pointer)
+    return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
+
+
 def index_kind(index) -> str:
     faiss = _faiss()
-    inner = faiss.downcast_index(index.index) if hasattr(index, "index") else index
+    inner = inner_index(index)
     if isinstance(inner, faiss.IndexHNSW):
         return "hnsw"
     if isinstance(inner, faiss.IndexIVFScalarQuantizer):
@@ -136,7 +160,7 @@ def search_parameters(index, nprobe: int | None = None, ef_search: int | None = 
     faiss = _faiss()
     if nprobe is not None and nprobe < 1 or ef_search is not None and ef_search < 1:
         raise ValueError(f"nprobe and ef_search must be at least 1, got {nprobe} and {ef_search}")
-    inner = faiss.downcast_index(index.index) if hasattr(index, "index") else index
+    inner = inner_index(index)
     if isinstance(inner, faiss.IndexIVF) and nprobe is not None:
         return faiss.SearchParametersIVF(nprobe=min(int(nprobe), inner.nlist))
     if isinstance(inner, faiss.IndexHNSW) and ef_search is not None:
@@ -154,33 +178,79 @@ def search_vectors(index, queries: np.ndarray, k: int, nprobe: int | None = None
     return scores, ids
 
 
-def save_vector_index(index, folder: Path, generation: int, model_id: str) -> None:
+def save_vector_index(index, folder: Path, generation: int, model_id: str, id_floor: int | None = None) -> None:
     """Writes vectors.faiss then vectors.json (the generation it reflects), each atomically; the json is written
-    last, so a crash between them leaves a generation that does not match and the file is rebuilt."""
+    last, so a crash between them leaves a generation that does not match and the file is rebuilt or updated.
+    `id_floor`: the store's `window_id_floor` when the index was made (what `update_vector_index` needs)."""
     faiss = _faiss()
     data = faiss.serialize_index(index)
     with atomic_write(folder / VECTORS, "wb") as f:
         f.write(data.tobytes())
-    info = {"generation": generation, "model_id": model_id, "count": int(index.ntotal), "kind": index_kind(index)}
+    info = {"generation": generation, "model_id": model_id, "count": int(index.ntotal), "kind": index_kind(index),
+            "id_floor": id_floor}
     with atomic_write(folder / VECTORS_INFO) as f:
         json.dump(info, f)
 
 
-def load_vector_index(folder: Path, generation: int, model_id: str):
-    """The saved index if it reflects this generation of the database, else None (it must be rebuilt)."""
+def read_vector_index(folder: Path, model_id: str) -> tuple[Any, dict] | None:
+    """(index, its vectors.json) as saved for this model, whatever generation it reflects; None if absent,
+    unreadable or not the file its json describes."""
     faiss = _faiss()
     try:
         info = json.loads((folder / VECTORS_INFO).read_text())
     except (OSError, ValueError):
         return None
-    if info.get("generation") != generation or info.get("model_id") != model_id:
+    if info.get("model_id") != model_id:
         return None
     try:
         data = np.fromfile(folder / VECTORS, dtype=np.uint8)
         index = faiss.deserialize_index(data)
     except (OSError, RuntimeError):
         return None
-    return index if index.ntotal == info.get("count") else None
+    return (index, info) if index.ntotal == info.get("count") else None
+
+
+def load_vector_index(folder: Path, generation: int, model_id: str):
+    """The saved index if it reflects this generation of the database, else None (it must be rebuilt or updated)."""
+    saved = read_vector_index(folder, model_id)
+    return saved[0] if saved is not None and saved[1].get("generation") == generation else None
+
+
+def update_vector_index(index, info: dict, window_ids: np.ndarray, fetch: Callable[[np.ndarray], np.ndarray],
+                        config: VectorIndexConfig) -> bool:
+    """Brings an index saved at an earlier generation up to date in place: removes the windows SQLite no longer
+    has and adds the new ones (`fetch(ids)` -> their vectors), instead of rebuilding from every stored vector (and,
+    for the ivf kinds, running k-means again). Returns False, leaving the index unusable, where a rebuild is needed:
+    - the index predates the store's id counter (`id_floor` unknown): only with it is an id that is in both the
+      index and SQLite known to be the same window (ids are never given twice);
+    - the kind `config` picks for the new count differs (auto: flat up to `exact_limit`, ivf-sq8 beyond), or it is
+      hnsw (faiss cannot remove from its graph);
+    - ivf cells were trained for a collection of another size: the cell count the rule asks for now is off by more
+      than 2x, or `config.ivf_nlist` asks for another. Within that, new windows go to the old cells (and, for
+      ivf-sq8, the old code ranges; the exact re-rank from SQLite keeps its scores exact).
+    """
+    faiss = _faiss()
+    floor = info.get("id_floor")
+    kind = index_kind(index)
+    if floor is None or kind == "hnsw" or kind != config.resolve(len(window_ids)):
+        return False
+    if kind.startswith("ivf"):
+        if isinstance(index, faiss.IndexIDMap):  # as vidla wrote ivf before it could update them: not removable
+            return False
+        built = inner_index(index).nlist
+        wanted = config.nlist(len(window_ids))
+        if (config.ivf_nlist is not None and built != wanted) or not wanted / 2 <= built <= wanted * 2:
+            return False
+    present = indexed_ids(index)
+    added = np.setdiff1d(window_ids, present)
+    if len(added) and added.min() < floor:  # a window older than the index that the index lacks: inconsistent
+        return False
+    removed = np.setdiff1d(present, window_ids)
+    if len(removed):
+        index.remove_ids(removed)
+    if len(added):
+        index.add_with_ids(np.ascontiguousarray(fetch(added), dtype=np.float32), np.ascontiguousarray(added))
+    return True
 
 
 def collect(batches: Iterable[tuple[np.ndarray, np.ndarray]], dim: int) -> tuple[np.ndarray, np.ndarray]:
