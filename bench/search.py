@@ -4,9 +4,14 @@
     python bench/search.py vectors --sizes 10000 100000 1000000
     python bench/search.py vectors --sizes 1000000 --data clustered --seeds 0 1 2   # mean and 95% t-interval
     python bench/search.py endtoend --windows 1000000                               # vidla search's own path
+    python bench/search.py rerank --rerank 10 20 50    # text-guided key-frame re-ranking (vidla-b32 hta, T=32->K=8)
 
 Indexing: windows/s through `build_index` (decoding in its thread beside the model) and the time each side spent:
 decode = opening, decoding and preprocessing frames; model = encode_video on the batches.
+
+Rerank: latency of `search_text(..., rerank=N)` on an index of generated videos built with a frame-selection model
+(random weights: the cost is the same), split into decoding the N windows' T candidates and the model (text-guided
+selection + the tower on K frames), beside the same query without re-ranking.
 
 Vectors: single-query latency (wall-clock p50/p99 over the queries and the p50 of the CPU time the query used,
 faiss on one thread, as a server answering one query at a time) for the exact index and the approximate ones, and the approximate recall@10 against exact search, on two
@@ -296,6 +301,51 @@ def bench_endtoend(args: argparse.Namespace) -> None:
     print(f"\nmachine after: {machine()}")
 
 
+def bench_rerank(args: argparse.Namespace) -> None:
+    import torch
+
+    import vidla
+    from vidla.search import IndexSettings, SearchIndex, build_index
+
+    torch.set_num_threads(args.threads)
+    queries = ["a dog jumps into the pool", "a man slices bread in a kitchen", "cars drive past at night",
+               "a child rides a bicycle", "two people dance on a stage"]
+    with tempfile.TemporaryDirectory() as tmp:
+        videos = Path(tmp) / "videos"
+        make_videos(videos, args.videos, args.seconds)
+        torch.manual_seed(0)
+        model = vidla.create_model(args.model, temporal=args.temporal, num_frames=args.frames,
+                                   frame_selection={"segments": args.segments}).eval()
+        torch.nn.init.normal_(model.frame_selector.text_query.weight, std=0.02)  # a text term, as once trained
+        report = build_index([videos], Path(tmp) / "videos.index", model=model,
+                             settings=IndexSettings(batch_size=8, progress=False))
+        index = SearchIndex(Path(tmp) / "videos.index", model=model)
+        print(f"machine: {machine()}; torch threads {args.threads}")
+        print(f"{args.model} {args.temporal}, frame selection T={args.frames} -> K={args.segments}, random weights; "
+              f"{args.videos} videos of {args.seconds:.0f} s, 320x240, 25 fps, H.264; {report.total_windows} windows "
+              f"(indexed at {report.windows / report.seconds:.2f} windows/s); k = 10, {args.repeats} queries per N\n")
+        index.search_text(queries[0], k=10)  # warm up
+        start = time.perf_counter()
+        for q in queries[:args.repeats]:
+            index.search_text(q, k=10)
+        plain = (time.perf_counter() - start) / args.repeats
+        print("| N re-ranked | latency s (median) | per window s | decode s | model s | decode share | model share |")
+        print("|---|---|---|---|---|---|---|")
+        print(f"| 0 (no re-rank) | {plain:.3f} | - | - | - | - | - |")
+        for n in args.rerank:
+            rows = []
+            for q in queries[:args.repeats]:
+                start = time.perf_counter()
+                index.search_text(q, k=min(10, n), rerank=n)
+                stats = index.last_rerank
+                rows.append((time.perf_counter() - start, stats.decode_seconds, stats.model_seconds, stats.windows))
+            wall, decode, model_s, windows = (float(np.median(c)) for c in zip(*rows))
+            print(f"| {n} ({windows:.0f} windows) | {wall:.2f} | {wall / windows:.3f} | {decode:.2f} | {model_s:.2f} | "
+                  f"{100 * decode / wall:.0f}% | {100 * model_s / wall:.0f}% |", flush=True)
+        index.close()
+    print(f"\nmachine after: {machine()}")
+
+
 def _text_model(name: str):
     import vidla
 
@@ -341,8 +391,19 @@ def main() -> None:
     endtoend.add_argument("--model", default="vidla-b32")
     endtoend.add_argument("--build-threads", type=int, default=2)
     endtoend.add_argument("--tmp", default=None, help="where the temporary index goes (2.3 GB at 1M windows)")
+    rerank = commands.add_parser("rerank")
+    rerank.add_argument("--rerank", type=int, nargs="+", default=[10, 20, 50], help="windows re-ranked (N)")
+    rerank.add_argument("--model", default="vidla-b32")
+    rerank.add_argument("--temporal", default="hta")
+    rerank.add_argument("--frames", type=int, default=32, help="T candidate frames per window")
+    rerank.add_argument("--segments", type=int, default=8, help="K frames the tower encodes")
+    rerank.add_argument("--videos", type=int, default=2)
+    rerank.add_argument("--seconds", type=float, default=40.0, help="40 s: 27 windows a video at 4/12/36 s")
+    rerank.add_argument("--repeats", type=int, default=3, help="queries per N (the median is reported)")
+    rerank.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    {"indexing": bench_indexing, "vectors": bench_vectors, "endtoend": bench_endtoend}[args.what](args)
+    {"indexing": bench_indexing, "vectors": bench_vectors, "endtoend": bench_endtoend,
+     "rerank": bench_rerank}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -145,3 +145,25 @@ def test_cli_rerank(selection_index, built_index):
     assert done.returncode == 1 and "no frame selection" in done.stderr
     done = search(selection_index, "--rerank", "1")
     assert done.returncode == 1 and "rerank must be between" in done.stderr
+
+
+def test_api_rerank(selection_index, built_index):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from vidla.search.server import MAX_RERANK as API_MAX, create_app
+
+    client = TestClient(create_app(selection_index))
+    response = client.get("/api/search", params={"q": QUERY, "k": 3, "rerank": 6})
+    assert response.status_code == 200, response.text
+    expected = SearchIndex(selection_index).search_text(QUERY, k=3, rerank=6)
+    got = [m for v in response.json()["results"] for m in v["moments"]]
+    assert [m["window_id"] for m in got] == [m.window_id for v in expected for m in v.moments]
+    assert [m["score"] for m in got] == pytest.approx([m.score for v in expected for m in v.moments], abs=1e-5)
+    for params, status, message in [({"rerank": 2}, 400, "rerank must be between"),
+                                    ({"rerank": API_MAX + 1}, 422, f"less than or equal to {API_MAX}"),
+                                    ({"rerank": 0}, 422, "greater than or equal to 1")]:
+        response = client.get("/api/search", params={"q": QUERY, "k": 3, **params})
+        assert response.status_code == status and message in response.text, response.text
+    response = TestClient(create_app(built_index)).get("/api/search", params={"q": QUERY, "k": 3, "rerank": 6})
+    assert response.status_code == 400 and "no frame selection" in response.text
