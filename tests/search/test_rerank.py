@@ -167,3 +167,15 @@ def test_api_rerank(selection_index, built_index):
         assert response.status_code == status and message in response.text, response.text
     response = TestClient(create_app(built_index)).get("/api/search", params={"q": QUERY, "k": 3, "rerank": 6})
     assert response.status_code == 400 and "no frame selection" in response.text
+
+
+def test_rerank_leaves_out_a_changed_video_and_says_which(collection, selection_checkpoint, tmp_path):
+    video = tmp_path / "host.mp4"
+    video.write_bytes(collection["host"].read_bytes())
+    build_index([video], tmp_path / "one.index", selection_checkpoint, settings=settings())
+    index = SearchIndex(tmp_path / "one.index")
+    assert index.search_text(QUERY, k=2, rerank=4)  # unchanged: re-ranked
+    os.utime(video, ns=(1, 1))
+    with pytest.warns(UserWarning, match=f"{video}: changed since it was indexed"):
+        assert index.search_text(QUERY, k=2, rerank=4) == []
+    assert index.last_rerank.skipped == 4 and index.last_rerank.windows == 0

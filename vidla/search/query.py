@@ -18,7 +18,7 @@ import warnings
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -205,9 +205,11 @@ class SearchIndex:
             raise SearchIndexError(f"rerank re-selects key frames for the query, and the model of {self.folder} has "
                                    "no frame selection (a model created with frame_selection=...); search without "
                                    "rerank")
-        query = self.embed_text(text)
+        with torch.no_grad():
+            features = self.model.encode_text([text])  # one text pass: the query vector and the selection's guide
+        query = torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()[0]
         hits = self.nearest_windows(query, rerank, **tuning)
-        rescored = self.rerank_windows(text, query, [i for i, _ in hits])
+        rescored = self.rerank_windows(features, query, [i for i, _ in hits])
         keep = [(i, s) for i, s in rescored if min_score is None or s >= min_score]
         rows = self.store.windows([i for i, _ in keep])
         return self._group(*merge_moments([(rows[i], s) for i, s in keep if i in rows], k))
@@ -227,18 +229,17 @@ class SearchIndex:
         return self._rescore(hits, query) if self.vector_kind in APPROXIMATE_SCORES else hits
 
     @torch.no_grad()
-    def rerank_windows(self, text: str, query: np.ndarray, window_ids: Sequence[int]) -> list[tuple[int, float]]:
-        """(window id, cosine(query, encode_video(T candidates, text=text))) for these windows, best first.
+    def rerank_windows(self, text: str | torch.Tensor, query: np.ndarray,
+                       window_ids: Sequence[int]) -> list[tuple[int, float]]:
+        """(window id, cosine(query, encode_video(T candidates, text=text))) for these windows, best first; `text`
+        is the query's text or its features [1, D].
 
         Each video is opened once and its windows' candidates decoded by the indexer's own path; a window whose
         video changed (size or mtime) or fails to decode since indexing is left out with a warning naming the file.
         Timings: `self.last_rerank`."""
-        from vidla.data.decode import open_video
-        from vidla.search.indexer import iter_window_frames
-        from vidla.search.windows import Window
-
         model, started, stats = self.model, time.perf_counter(), RerankStats()
-        text_features = model.encode_text([text])  # selection and scoring share one text pass
+        if isinstance(text, str):
+            text = model.encode_text([text])
         rows = self.store.windows(list(window_ids))
         by_video: dict[int, list[int]] = defaultdict(list)
         for i in window_ids:
@@ -249,36 +250,47 @@ class SearchIndex:
 
         def flush() -> None:
             t = time.perf_counter()
-            features = model.encode_video(torch.stack([p for _, p in batch]), text=text_features)
+            features = model.encode_video(torch.stack([p for _, p in batch]), text=text)
             vectors = torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()
             scored.extend(zip([i for i, _ in batch], (vectors @ np.asarray(query, np.float32)).tolist()))
             stats.model_seconds += time.perf_counter() - t
             batch.clear()
 
         for video_id, ids in by_video.items():
-            video = self.store.video(video_id)
-            t = time.perf_counter()
-            try:
-                stat = os.stat(video.path)
-                if (stat.st_size, stat.st_mtime_ns) != (video.size, video.mtime_ns):
-                    raise ValueError(f"{video.path}: changed since it was indexed; run vidla index again")
-                windows = [Window(rows[i].start, rows[i].end, rows[i].scale) for i in ids]
-                with open_video(video.path) as reader:
-                    for position, pixels in iter_window_frames(reader, windows, model.num_frames, model.image_size):
-                        stats.decode_seconds += time.perf_counter() - t
-                        batch.append((ids[position], pixels))
-                        if len(batch) >= RERANK_BATCH:
-                            flush()
-                        t = time.perf_counter()
-            except (OSError, ValueError) as e:  # VideoDecodeError is an OSError naming the file
-                warnings.warn(f"rerank: windows of a video left out: {e}", stacklevel=2)
-            stats.decode_seconds += time.perf_counter() - t
+            frames = self._candidates(video_id, [rows[i] for i in ids])
+            while True:
+                t = time.perf_counter()
+                try:  # only decoding errors are caught here; the model's are raised
+                    item = next(frames, None)
+                except (OSError, ValueError) as e:  # VideoDecodeError is an OSError naming the file
+                    warnings.warn(f"rerank: windows of a video left out: {e}", stacklevel=2)
+                    item = None
+                stats.decode_seconds += time.perf_counter() - t
+                if item is None:
+                    break
+                batch.append((ids[item[0]], item[1]))
+                if len(batch) >= RERANK_BATCH:
+                    flush()
         if batch:
             flush()
         stats.windows, stats.seconds = len(scored), time.perf_counter() - started
         stats.skipped = sum(len(ids) for ids in by_video.values()) - len(scored)
         self.last_rerank = stats
         return sorted(scored, key=lambda h: (-h[1], h[0]))
+
+    def _candidates(self, video_id: int, rows: Sequence[WindowRow]) -> Iterator[tuple[int, torch.Tensor]]:
+        """(position in `rows`, [T, 3, S, S] candidates) of windows of one video, decoded as the indexer does."""
+        from vidla.data.decode import open_video
+        from vidla.search.indexer import iter_window_frames
+        from vidla.search.windows import Window
+
+        video, model = self.store.video(video_id), self.model
+        stat = os.stat(video.path)
+        if (stat.st_size, stat.st_mtime_ns) != (video.size, video.mtime_ns):
+            raise ValueError(f"{video.path}: changed since it was indexed; run vidla index again")
+        with open_video(video.path) as reader:
+            yield from iter_window_frames(reader, [Window(r.start, r.end, r.scale) for r in rows], model.num_frames,
+                                          model.image_size)
 
     def search_example(self, video: str | Path, start: float | None = None, end: float | None = None, k: int = 10,
                        min_score: float | None = None, **tuning) -> list[VideoHits]:
