@@ -5,6 +5,7 @@
     python bench/search.py vectors --sizes 1000000 --data clustered --seeds 0 1 2   # mean and 95% t-interval
     python bench/search.py endtoend --windows 1000000                               # vidla search's own path
     python bench/search.py rerank --rerank 10 20 50    # text-guided key-frame re-ranking (vidla-b32 hta, T=32->K=8)
+    python bench/search.py rerank-quality --seeds 0 1 2   # does re-ranking find more? (trains bench/selection.py's models)
 
 Indexing: windows/s through `build_index` (decoding in its thread beside the model) and the time each side spent:
 decode = opening, decoding and preprocessing frames; model = encode_video on the batches.
@@ -12,6 +13,12 @@ decode = opening, decoding and preprocessing frames; model = encode_video on the
 Rerank: latency of `search_text(..., rerank=N)` on an index of generated videos built with a frame-selection model
 (random weights: the cost is the same), split into decoding the N windows' T candidates and the model (text-guided
 selection + the tower on K frames), beside the same query without re-ranking.
+
+Rerank quality: per seed, bench/selection.py's recipe on the idle-stretch synthetic clips (an all-T vidla-demo HTA
+model trained from scratch, then fine-tuned with a frame selector T=16 -> K=4, half the clips' selection guided by
+their caption, distilled from all-T); its 64 test clips indexed by `build_index` (one window a clip), each caption
+searched through `SearchIndex.search_text` without and with `rerank=N`: R@1/5/10 of its own clip, mean and 95%
+t-interval over the seeds.
 
 Vectors: single-query latency (wall-clock p50/p99 over the queries and the p50 of the CPU time the query used,
 faiss on one thread, as a server answering one query at a time) for the exact index and the approximate ones, and the approximate recall@10 against exact search, on two
@@ -346,6 +353,62 @@ def bench_rerank(args: argparse.Namespace) -> None:
     print(f"\nmachine after: {machine()}")
 
 
+def bench_rerank_quality(args: argparse.Namespace) -> None:
+    import torch
+
+    from common import mean_ci
+    from selection import FPS, FRAMES_PER_EVENT, IDLE_FRAMES, T, train  # the recipe of bench/selection.py
+
+    from vidla.data.manifest import read_manifest_resolved
+    from vidla.data.temporal_synth import generate
+    from vidla.search import IndexSettings, SearchIndex, WindowConfig, build_index
+
+    torch.set_num_threads(1)
+    recipe = argparse.Namespace(model="vidla-demo", workers=1, batch_size=32, distill_weight=0.01, text_guided=0.5,
+                                progress=False)
+    variants = ["text-free"] + [f"rerank {n}" for n in args.rerank]
+    per_seed: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+    print(f"machine: {machine()}; torch threads 1")
+    for seed in args.seeds:
+        started = time.perf_counter()
+        folder = Path(args.output) / f"seed{seed}"
+        data = folder / "data"
+        if not (data / "test.jsonl").is_file():
+            generate(data, num_clips=args.clips, seed=seed, size=32, fps=FPS, frames_per_event=FRAMES_PER_EVENT,
+                     idle_frames=IDLE_FRAMES, mix={"medium": 1.0}, progress=False)
+        all_t = train(folder / "all_T", data / "train.jsonl", recipe, seed, args.steps, 5e-4, T)
+        selected = train(folder / "selected_K", data / "train.jsonl", recipe, seed, args.finetune_steps, 2.5e-4, T,
+                         pretrained=all_t, selection=True)
+        out = folder / "test.index"
+        build_index([data / "test.jsonl"], out, selected,  # one window a clip: the scale is longer than any clip
+                    settings=IndexSettings(windows=WindowConfig(scales={"clip": 3600.0}), progress=False))
+        index = SearchIndex(out)
+        records = read_manifest_resolved(data / "test.jsonl")
+        lists: dict[str, list[list[Path]]] = {}
+        for variant in variants:
+            rerank = None if variant == "text-free" else int(variant.split()[1])
+            ranks, lists[variant] = [], []
+            for record in records:
+                found = [Path(v.path).resolve() for v in index.search_text(record.texts["caption"], k=10,
+                                                                           rerank=rerank)]
+                target = Path(record.video).resolve()
+                ranks.append(found.index(target) + 1 if target in found else 11)
+                lists[variant].append(found)
+            changed = sum(a != b for a, b in zip(lists[variant], lists["text-free"]))  # top-10 order differs
+            per_seed[variant].append({**{f"R@{r}": 100 * sum(x <= r for x in ranks) / len(ranks) for r in (1, 5, 10)},
+                                      "changed": 100 * changed / len(records)})
+        index.close()
+        print(f"seed {seed}: {time.perf_counter() - started:.0f} s; " + "; ".join(
+            f"{v} " + " ".join(f"{m} {x:.1f}" for m, x in per_seed[v][-1].items()) for v in variants), flush=True)
+    print(f"\n{len(records)} test clips a seed, each caption a query; mean ± 95% t-interval over seeds "
+          f"{args.seeds}\n")
+    print("| search | R@1 | R@5 | R@10 | queries whose top 10 changed (%) |\n|---|---|---|---|---|")
+    for v in variants:
+        cells = [mean_ci([r[m] for r in per_seed[v]]) for m in ("R@1", "R@5", "R@10", "changed")]
+        print(f"| {v} | " + " | ".join(f"{m:.1f} ± {h:.1f}" for m, h in cells) + " |")
+    print(f"\nmachine after: {machine()}")
+
+
 def _text_model(name: str):
     import vidla
 
@@ -401,9 +464,16 @@ def main() -> None:
     rerank.add_argument("--seconds", type=float, default=40.0, help="40 s: 27 windows a video at 4/12/36 s")
     rerank.add_argument("--repeats", type=int, default=3, help="queries per N (the median is reported)")
     rerank.add_argument("--threads", type=int, default=1)
+    quality = commands.add_parser("rerank-quality")
+    quality.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    quality.add_argument("--rerank", type=int, nargs="+", default=[10, 20])
+    quality.add_argument("--clips", type=int, default=320)
+    quality.add_argument("--steps", type=int, default=150, help="all-T training (bench/selection.py's)")
+    quality.add_argument("--finetune-steps", type=int, default=60, help="selected-K fine-tuning")
+    quality.add_argument("--output", default=str(Path(__file__).resolve().parents[1] / "runs/bench_rerank"))
     args = parser.parse_args()
-    {"indexing": bench_indexing, "vectors": bench_vectors, "endtoend": bench_endtoend,
-     "rerank": bench_rerank}[args.what](args)
+    {"indexing": bench_indexing, "vectors": bench_vectors, "endtoend": bench_endtoend, "rerank": bench_rerank,
+     "rerank-quality": bench_rerank_quality}[args.what](args)
 
 
 if __name__ == "__main__":
