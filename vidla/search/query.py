@@ -29,7 +29,7 @@ from vidla.search.vectors import APPROXIMATE_SCORES, VectorIndexConfig, build_ve
 
 MAX_K = 1000
 MAX_TUNING = 65_536  # nprobe / ef_search: a bound against typos (an ivf has 4,000 cells at a million windows)
-MAX_RERANK = 1000  # windows decoded and encoded again per query: ~0.2-1 s each on a CPU (docs/benchmarks.md)
+MAX_RERANK = 1000  # windows decoded and encoded again per query: ~1 s each for B/32 T=32->8 on a CPU thread
 RERANK_BATCH = 8  # windows per model call while re-ranking (T candidates each: bounds memory)
 
 
