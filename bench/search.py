@@ -385,6 +385,7 @@ def bench_rerank_quality(args: argparse.Namespace) -> None:
         index = SearchIndex(out)
         records = read_manifest_resolved(data / "test.jsonl")
         frames_changed = _text_changes_selection(index, [r.texts["caption"] for r in records])
+        base: list[int] = []
         for variant in variants:
             rerank = None if variant == "text-free" else int(variant.split()[1])
             ranks = []
@@ -393,7 +394,7 @@ def bench_rerank_quality(args: argparse.Namespace) -> None:
                                                                            rerank=rerank)]
                 target = Path(record.video).resolve()
                 ranks.append(found.index(target) + 1 if target in found else 11)
-            base = ranks if variant == "text-free" else base
+            base = ranks if variant == "text-free" else base  # variants[0]: the ranks the others compare with
             per_seed[variant].append({**{f"R@{r}": 100 * sum(x <= r for x in ranks) / len(ranks) for r in (1, 5, 10)},
                                       "moved": 100 * sum(a != b for a, b in zip(ranks, base)) / len(ranks),
                                       "frames": frames_changed})
