@@ -6,6 +6,8 @@
     python bench/search.py vectors --sizes 10000 100000 1000000
     python bench/search.py vectors --sizes 1000000 --data clustered --seeds 0 1 2   # mean and 95% t-interval
     python bench/search.py endtoend --windows 1000000                               # vidla search's own path
+    python bench/search.py rerank --rerank 10 20 50    # text-guided key-frame re-ranking (vidla-b32 hta, T=32->K=8)
+    python bench/search.py rerank-quality --seeds 0 1 2   # does re-ranking find more? (trains bench/selection.py's models)
 
 Indexing: windows/s through `build_index` (decoding in its thread beside the model) and the time each side spent:
 decode = opening, decoding and preprocessing frames; model = encode_video on the batches. With `--size` (test-pattern
@@ -13,6 +15,16 @@ videos made by the ffmpeg command line, faster than numpy frames at 4K) and seve
 is a fresh process, which also reports its peak RSS growth while indexing, and the runs are compared: the largest
 grey-level difference of the preprocessed frames (decoded both ways, on up to 24 of the windows' instants) and the
 cosine between the vectors of the same windows.
+
+Rerank: latency of `search_text(..., rerank=N)` on an index of generated videos built with a frame-selection model
+(random weights: the cost is the same), split into decoding the N windows' T candidates and the model (text-guided
+selection + the tower on K frames), beside the same query without re-ranking.
+
+Rerank quality: per seed, bench/selection.py's recipe on the idle-stretch synthetic clips (an all-T vidla-demo HTA
+model trained from scratch, then fine-tuned with a frame selector T=16 -> K=4, half the clips' selection guided by
+their caption, distilled from all-T); its 64 test clips indexed by `build_index` (one window a clip), each caption
+searched through `SearchIndex.search_text` without and with `rerank=N`: R@1/5/10 of its own clip, mean and 95%
+t-interval over the seeds.
 
 Vectors: single-query latency (wall-clock p50/p99 over the queries and the p50 of the CPU time the query used,
 faiss on one thread, as a server answering one query at a time) for the exact index and the approximate ones, and the approximate recall@10 against exact search, on two
@@ -490,6 +502,136 @@ def _bench_refresh(folder: Path, args: argparse.Namespace, rows, centres: np.nda
     print(f"| rebuilt from SQLite | {rebuild:.2f} |")
 
 
+def bench_rerank(args: argparse.Namespace) -> None:
+    import torch
+
+    import vidla
+    from vidla.search import IndexSettings, SearchIndex, build_index
+
+    torch.set_num_threads(args.threads)
+    queries = ["a dog jumps into the pool", "a man slices bread in a kitchen", "cars drive past at night",
+               "a child rides a bicycle", "two people dance on a stage"]
+    with tempfile.TemporaryDirectory() as tmp:
+        videos = Path(tmp) / "videos"
+        make_videos(videos, args.videos, args.seconds)
+        torch.manual_seed(0)
+        model = vidla.create_model(args.model, temporal=args.temporal, num_frames=args.frames,
+                                   frame_selection={"segments": args.segments}).eval()
+        torch.nn.init.normal_(model.frame_selector.text_query.weight, std=0.02)  # a text term, as once trained
+        report = build_index([videos], Path(tmp) / "videos.index", model=model,
+                             settings=IndexSettings(batch_size=8, progress=False))
+        index = SearchIndex(Path(tmp) / "videos.index", model=model)
+        print(f"machine: {machine()}; torch threads {args.threads}")
+        print(f"{args.model} {args.temporal}, frame selection T={args.frames} -> K={args.segments}, random weights; "
+              f"{args.videos} videos of {args.seconds:.0f} s, 320x240, 25 fps, H.264; {report.total_windows} windows "
+              f"(indexed at {report.windows / report.seconds:.2f} windows/s); k = 10, {args.repeats} queries per N\n")
+        index.search_text(queries[0], k=10)  # warm up
+        start = time.perf_counter()
+        for q in queries[:args.repeats]:
+            index.search_text(q, k=10)
+        plain = (time.perf_counter() - start) / args.repeats
+        print("| N re-ranked | latency s (median) | per window s | decode s | model s | decode share | model share |")
+        print("|---|---|---|---|---|---|---|")
+        print(f"| 0 (no re-rank) | {plain:.3f} | - | - | - | - | - |")
+        for n in args.rerank:
+            rows = []
+            for q in queries[:args.repeats]:
+                start = time.perf_counter()
+                index.search_text(q, k=min(10, n), rerank=n)
+                stats = index.last_rerank
+                rows.append((time.perf_counter() - start, stats.decode_seconds, stats.model_seconds, stats.windows))
+            wall, decode, model_s, windows = (float(np.median(c)) for c in zip(*rows))
+            print(f"| {n} ({windows:.0f} windows) | {wall:.2f} | {wall / windows:.3f} | {decode:.2f} | {model_s:.2f} | "
+                  f"{100 * decode / wall:.0f}% | {100 * model_s / wall:.0f}% |", flush=True)
+        index.close()
+    print(f"\nmachine after: {machine()}")
+
+
+def bench_rerank_quality(args: argparse.Namespace) -> None:
+    import torch
+
+    from common import mean_ci
+    from selection import FPS, FRAMES_PER_EVENT, IDLE_FRAMES, T, train  # the recipe of bench/selection.py
+
+    from vidla.data.manifest import read_manifest_resolved
+    from vidla.data.temporal_synth import generate
+    from vidla.search import IndexSettings, SearchIndex, WindowConfig, build_index
+
+    torch.set_num_threads(1)
+    recipe = argparse.Namespace(model="vidla-demo", workers=1, batch_size=32, distill_weight=0.01, text_guided=0.5,
+                                progress=False)
+    variants = ["text-free"] + [f"rerank {n}" for n in args.rerank]
+    per_seed: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+    print(f"machine: {machine()}; torch threads 1")
+    for seed in args.seeds:
+        started = time.perf_counter()
+        folder = Path(args.output) / f"seed{seed}"
+        data = folder / "data"
+        if not (data / "test.jsonl").is_file():
+            generate(data, num_clips=args.clips, seed=seed, size=32, fps=FPS, frames_per_event=FRAMES_PER_EVENT,
+                     idle_frames=IDLE_FRAMES, mix={"medium": 1.0}, progress=False)
+        all_t = train(folder / "all_T", data / "train.jsonl", recipe, seed, args.steps, 5e-4, T)
+        selected = train(folder / "selected_K", data / "train.jsonl", recipe, seed, args.finetune_steps, 2.5e-4, T,
+                         pretrained=all_t, selection=True)
+        out = folder / "test.index"
+        build_index([data / "test.jsonl"], out, selected,  # one window a clip: the scale is longer than any clip
+                    settings=IndexSettings(windows=WindowConfig(scales={"clip": 3600.0}), progress=False))
+        index = SearchIndex(out)
+        records = read_manifest_resolved(data / "test.jsonl")
+        frames_changed = _text_changes_selection(index, [r.texts["caption"] for r in records])
+        base: list[int] = []
+        for variant in variants:
+            rerank = None if variant == "text-free" else int(variant.split()[1])
+            ranks = []
+            for record in records:
+                found = [Path(v.path).resolve() for v in index.search_text(record.texts["caption"], k=10,
+                                                                           rerank=rerank)]
+                target = Path(record.video).resolve()
+                ranks.append(found.index(target) + 1 if target in found else 11)
+            base = ranks if variant == "text-free" else base  # variants[0]: the ranks the others compare with
+            per_seed[variant].append({**{f"R@{r}": 100 * sum(x <= r for x in ranks) / len(ranks) for r in (1, 5, 10)},
+                                      "moved": 100 * sum(a != b for a, b in zip(ranks, base)) / len(ranks),
+                                      "frames": frames_changed})
+        index.close()
+        print(f"seed {seed}: {time.perf_counter() - started:.0f} s; " + "; ".join(
+            f"{v} " + " ".join(f"{m} {x:.1f}" for m, x in per_seed[v][-1].items() if m != "frames")
+            for v in variants) + f"; text changes the frames of {frames_changed:.1f}% of (caption, clip) pairs",
+            flush=True)
+    print(f"\n{len(records)} test clips a seed, each caption a query; mean ± 95% t-interval over seeds "
+          f"{args.seeds}\n")
+    print("| search | R@1 | R@5 | R@10 | queries whose own clip moved (%) |\n|---|---|---|---|---|")
+    for v in variants:
+        cells = [mean_ci([r[m] for r in per_seed[v]]) for m in ("R@1", "R@5", "R@10", "moved")]
+        print(f"| {v} | " + " | ".join(f"{m:.1f} ± {h:.1f}" for m, h in cells) + " |")
+    share = mean_ci([r["frames"] for r in per_seed["text-free"]])
+    print(f"\n(caption, test clip) pairs whose key frames the caption changes: {share[0]:.1f} ± {share[1]:.1f}%")
+    print(f"\nmachine after: {machine()}")
+
+
+def _text_changes_selection(index, captions: list[str]) -> float:
+    """% of (caption, indexed window) pairs where the caption's text-guided selection picks other frames than the
+    text-free one (windows decoded by the indexer's path)."""
+    import torch
+
+    from vidla.data.decode import open_video
+    from vidla.search.indexer import iter_window_frames
+    from vidla.search.windows import Window
+
+    model, candidates = index.model, []
+    for video in index.store.videos().values():
+        windows = [Window(*w) for w in index.store.video_windows(video.id)[0]]
+        with open_video(video.path) as reader:
+            candidates += [p for _, p in sorted(iter_window_frames(reader, windows, model.num_frames,
+                                                                   model.image_size), key=lambda x: x[0])]
+    candidates = torch.stack(candidates)
+    with torch.no_grad():
+        free = model.select_frames(candidates)[1]
+        texts = model.encode_text(captions)
+        differ = sum(int((model.select_frames(candidates, texts[q:q + 1])[1] != free).any(-1).sum())
+                     for q in range(len(captions)))
+    return 100 * differ / (len(captions) * len(candidates))
+
+
 def _text_model(name: str):
     import vidla
 
@@ -541,8 +683,28 @@ def main() -> None:
     endtoend.add_argument("--tmp", default=None, help="where the temporary index goes (2.3 GB at 1M windows)")
     endtoend.add_argument("--changed", type=int, default=10, help="then delete and add this many videos and time "
                           "the vector index refresh: updated by ids against a rebuild (0: skip)")
+
+
+    rerank = commands.add_parser("rerank")
+    rerank.add_argument("--rerank", type=int, nargs="+", default=[10, 20, 50], help="windows re-ranked (N)")
+    rerank.add_argument("--model", default="vidla-b32")
+    rerank.add_argument("--temporal", default="hta")
+    rerank.add_argument("--frames", type=int, default=32, help="T candidate frames per window")
+    rerank.add_argument("--segments", type=int, default=8, help="K frames the tower encodes")
+    rerank.add_argument("--videos", type=int, default=2)
+    rerank.add_argument("--seconds", type=float, default=40.0, help="40 s: 27 windows a video at 4/12/36 s")
+    rerank.add_argument("--repeats", type=int, default=3, help="queries per N (the median is reported)")
+    rerank.add_argument("--threads", type=int, default=1)
+    quality = commands.add_parser("rerank-quality")
+    quality.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    quality.add_argument("--rerank", type=int, nargs="+", default=[10, 20])
+    quality.add_argument("--clips", type=int, default=320)
+    quality.add_argument("--steps", type=int, default=150, help="all-T training (bench/selection.py's)")
+    quality.add_argument("--finetune-steps", type=int, default=60, help="selected-K fine-tuning")
+    quality.add_argument("--output", default=str(Path(__file__).resolve().parents[1] / "runs/bench_rerank"))
     args = parser.parse_args()
-    {"indexing": bench_indexing, "vectors": bench_vectors, "endtoend": bench_endtoend}[args.what](args)
+    {"indexing": bench_indexing, "vectors": bench_vectors, "endtoend": bench_endtoend, "rerank": bench_rerank,
+     "rerank-quality": bench_rerank_quality}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
     torchrun --nproc_per_node 8 -m vidla.cli index videos/ --checkpoint M --out v.index   # v.index.shard{i}of8
     vidla search videos.index "a dog jumps into the pool" -k 10 --min-score 0.2
     vidla search videos.index --example clip.mp4 --start 12 --end 16             # more like this moment
+    vidla search videos.index "a dog jumps into the pool" --rerank 50            # text-guided key frames
     vidla serve videos.index                                                     # http://127.0.0.1:8000
 """
 
@@ -61,6 +62,9 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--start", type=float, help="with --example: clip start in seconds")
     search.add_argument("--end", type=float, help="with --example: clip end in seconds")
     search.add_argument("--checkpoint", help="the model (default: the checkpoint recorded in the index)")
+    search.add_argument("--rerank", type=int, default=None, metavar="N",
+                        help="a model with frame selection: decode the best N windows again (N >= k) and re-score "
+                             "them with the key frames this text selects (slower: ~N model calls)")
     _add_tuning(search)
     search.set_defaults(func=run_search)
 
@@ -145,11 +149,13 @@ def run_search(args: argparse.Namespace) -> int:
 
     if (args.text is None) == (args.example is None):
         raise VidlaError("give a text query or --example VIDEO (one of them)")
+    if args.rerank is not None and args.example:
+        raise VidlaError("--rerank re-selects frames for a text query, not for --example")
     index = SearchIndex(args.index, checkpoint=args.checkpoint, nprobe=args.nprobe, ef_search=args.ef_search)
     if args.example:
         results = index.search_example(args.example, args.start, args.end, k=args.k, min_score=args.min_score)
     else:
-        results = index.search_text(args.text, k=args.k, min_score=args.min_score)
+        results = index.search_text(args.text, k=args.k, min_score=args.min_score, rerank=args.rerank)
     if args.json:
         print(json.dumps({"query": args.text or {"example": args.example, "start": args.start, "end": args.end},
                           "results": [r.to_json() for r in results]}, indent=1))

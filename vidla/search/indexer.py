@@ -293,7 +293,9 @@ def index_identity(model, checkpoint: str | Path | None, windows: WindowConfig,
         "model": {"id": model_fingerprint(model),
                   "checkpoint": None if checkpoint is None else str(Path(checkpoint).expanduser().resolve()),
                   "temporal": config.temporal, "num_frames": config.num_frames, "image_size": model.image_size,
-                  "embed_dim": config.embed_dim},
+                  "embed_dim": config.embed_dim,
+                  # text-free key-frame selection: num_frames candidates, one encoded per segment (None: all)
+                  "frame_selection": asdict(config.frame_selection) if config.frame_selection else None},
         "windows": asdict(windows),
         "decode": {"resize_to": resize_to},
     }

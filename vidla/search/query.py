@@ -4,13 +4,21 @@ Moments: the best window hits are taken in score order; the best hit not yet use
 every other hit of that video overlapping the seed joins it (and is not reported on its own). A moment reports the
 seed's start, end, scale and score (the best-matching window), how many hits it merged and their extent (the span
 of the video where the query matches at any scale). Videos are ranked by their best moment.
+
+Re-ranking (`search_text(..., rerank=N)`, a model with key-frame selection): the index holds text-free selections;
+the best N windows are decoded again (their T candidate frames, each video opened once), encoded with the frames
+the query's text picks (ViLA's text-guided selection), re-scored against the query and merged into moments as above.
 """
 
 from __future__ import annotations
 
+import os
+import time
+import warnings
+from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -21,6 +29,8 @@ from vidla.search.vectors import APPROXIMATE_SCORES, VectorIndexConfig, build_ve
 
 MAX_K = 1000
 MAX_TUNING = 65_536  # nprobe / ef_search: a bound against typos (an ivf has 4,000 cells at a million windows)
+MAX_RERANK = 1000  # windows decoded and encoded again per query: ~1 s each for B/32 T=32->8 on a CPU thread
+RERANK_BATCH = 8  # windows per model call while re-ranking (T candidates each: bounds memory)
 
 
 @dataclass
@@ -32,6 +42,17 @@ class Moment:
     window_id: int
     hits: int = 1
     extent: tuple[float, float] = (0.0, 0.0)
+
+
+@dataclass
+class RerankStats:
+    """Where a re-ranked query's time went (`SearchIndex.last_rerank`)."""
+
+    windows: int = 0
+    skipped: int = 0  # windows whose video changed or could not be decoded since indexing
+    decode_seconds: float = 0.0
+    model_seconds: float = 0.0
+    seconds: float = 0.0
 
 
 @dataclass
@@ -68,6 +89,13 @@ def merge_moments(hits: Sequence[tuple[WindowRow, float]], k: int) -> tuple[list
     return [m for _, m in moments], [v for v, _ in moments]
 
 
+def check_rerank(rerank: int | None, k: int) -> None:
+    if not 1 <= k <= MAX_K:
+        raise ValueError(f"k must be between 1 and {MAX_K}, got {k}")
+    if rerank is not None and not k <= rerank <= MAX_RERANK:
+        raise ValueError(f"rerank must be between k ({k}) and {MAX_RERANK} windows, got {rerank}")
+
+
 def _check_tuning(nprobe: int | None, ef_search: int | None) -> None:
     for name, value in (("nprobe", nprobe), ("ef_search", ef_search)):
         if value is not None and not 1 <= value <= MAX_TUNING:
@@ -100,6 +128,7 @@ class SearchIndex:
         self._vector_config = vectors or VectorIndexConfig()
         _check_tuning(nprobe, ef_search)
         self.nprobe, self.ef_search = nprobe, ef_search
+        self.last_rerank: RerankStats | None = None  # where the latest re-ranked query's time went
         self._generation = self.store.generation
         self.vectors = self._load_vectors(self._vector_config)
 
@@ -170,8 +199,104 @@ class SearchIndex:
         pixels = vidla.preprocess_video(frames, model.image_size)
         return embed_frames(model, pixels[None])[0]
 
-    def search_text(self, text: str, k: int = 10, min_score: float | None = None, **tuning) -> list[VideoHits]:
-        return self.search_vector(self.embed_text(text), k, min_score, **tuning)
+    def search_text(self, text: str, k: int = 10, min_score: float | None = None, rerank: int | None = None,
+                    **tuning) -> list[VideoHits]:
+        """Moments for a text. `rerank=N` (k <= N <= MAX_RERANK; a model with frame selection): the best N windows
+        are re-encoded with the frames this text selects and re-scored; moments come from those N windows only
+        (`min_score` applies to the new scores), so fewer than k when overlapping windows merge."""
+        if rerank is None:
+            return self.search_vector(self.embed_text(text), k, min_score, **tuning)
+        check_rerank(rerank, k)
+        if self.model.frame_selector is None:
+            raise SearchIndexError(f"rerank re-selects key frames for the query, and the model of {self.folder} has "
+                                   "no frame selection (a model created with frame_selection=...); search without "
+                                   "rerank")
+        with torch.no_grad():
+            features = self.model.encode_text([text])  # one text pass: the query vector and the selection's guide
+        query = torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()[0]
+        hits = self.nearest_windows(query, rerank, **tuning)
+        rescored = self.rerank_windows(features, query, [i for i, _ in hits])
+        keep = [(i, s) for i, s in rescored if min_score is None or s >= min_score]
+        rows = self.store.windows([i for i, _ in keep])
+        return self._group(*merge_moments([(rows[i], s) for i, s in keep if i in rows], k))
+
+    def nearest_windows(self, query: np.ndarray, n: int, nprobe: int | None = None,
+                        ef_search: int | None = None) -> list[tuple[int, float]]:
+        """The `n` best (window id, score) of the vector index for a unit query, best first (exact scores)."""
+        _check_tuning(nprobe, ef_search)
+        self.refresh()
+        n = min(n, self.vectors.ntotal)
+        if n == 0:
+            return []
+        scores, ids = search_vectors(self.vectors, query[None], n,
+                                     nprobe=self.nprobe if nprobe is None else nprobe,
+                                     ef_search=self.ef_search if ef_search is None else ef_search)
+        hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        return self._rescore(hits, query) if self.vector_kind in APPROXIMATE_SCORES else hits
+
+    @torch.no_grad()
+    def rerank_windows(self, text: str | torch.Tensor, query: np.ndarray,
+                       window_ids: Sequence[int]) -> list[tuple[int, float]]:
+        """(window id, cosine(query, encode_video(T candidates, text=text))) for these windows, best first; `text`
+        is the query's text or its features [1, D].
+
+        Each video is opened once and its windows' candidates decoded by the indexer's own path; a window whose
+        video changed (size or mtime) or fails to decode since indexing is left out with a warning naming the file.
+        Timings: `self.last_rerank`."""
+        model, started, stats = self.model, time.perf_counter(), RerankStats()
+        if isinstance(text, str):
+            text = model.encode_text([text])
+        rows = self.store.windows(list(window_ids))
+        by_video: dict[int, list[int]] = defaultdict(list)
+        for i in window_ids:
+            if i in rows:
+                by_video[rows[i].video_id].append(i)
+        scored: list[tuple[int, float]] = []
+        batch: list[tuple[int, torch.Tensor]] = []
+
+        def flush() -> None:
+            t = time.perf_counter()
+            features = model.encode_video(torch.stack([p for _, p in batch]), text=text)
+            vectors = torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()
+            scored.extend(zip([i for i, _ in batch], (vectors @ np.asarray(query, np.float32)).tolist()))
+            stats.model_seconds += time.perf_counter() - t
+            batch.clear()
+
+        for video_id, ids in by_video.items():
+            frames = self._candidates(video_id, [rows[i] for i in ids])
+            while True:
+                t = time.perf_counter()
+                try:  # only decoding errors are caught here; the model's are raised
+                    item = next(frames, None)
+                except (OSError, ValueError) as e:  # VideoDecodeError is an OSError naming the file
+                    warnings.warn(f"rerank: windows of a video left out: {e}", stacklevel=2)
+                    item = None
+                stats.decode_seconds += time.perf_counter() - t
+                if item is None:
+                    break
+                batch.append((ids[item[0]], item[1]))
+                if len(batch) >= RERANK_BATCH:
+                    flush()
+        if batch:
+            flush()
+        stats.windows, stats.seconds = len(scored), time.perf_counter() - started
+        stats.skipped = sum(len(ids) for ids in by_video.values()) - len(scored)
+        self.last_rerank = stats
+        return sorted(scored, key=lambda h: (-h[1], h[0]))
+
+    def _candidates(self, video_id: int, rows: Sequence[WindowRow]) -> Iterator[tuple[int, torch.Tensor]]:
+        """(position in `rows`, [T, 3, S, S] candidates) of windows of one video, decoded as the indexer does."""
+        from vidla.data.decode import open_video
+        from vidla.search.indexer import iter_window_frames
+        from vidla.search.windows import Window
+
+        video, model = self.store.video(video_id), self.model
+        stat = os.stat(video.path)
+        if (stat.st_size, stat.st_mtime_ns) != (video.size, video.mtime_ns):
+            raise ValueError(f"{video.path}: changed since it was indexed; run vidla index again")
+        with open_video(video.path) as reader:
+            yield from iter_window_frames(reader, [Window(r.start, r.end, r.scale) for r in rows], model.num_frames,
+                                          model.image_size)
 
     def search_example(self, video: str | Path, start: float | None = None, end: float | None = None, k: int = 10,
                        min_score: float | None = None, **tuning) -> list[VideoHits]:

@@ -3,7 +3,8 @@
     GET /                                  the search page (plain HTML + JS, no build step)
     GET /api/info                          what the index holds
     GET /api/search?q=TEXT&k=10&min_score  moments for a text query, grouped per video (&nprobe=, &ef_search=:
-                                           an approximate index's recall/speed trade-off for this query)
+                                           an approximate index's recall/speed trade-off for this query;
+                                           &rerank=N: re-score the best N windows with text-guided key frames)
     GET /api/similar/{window_id}?k=10      moments like a window of the index ("more like this")
     GET /api/thumbnails/{window_id}/{i}    JPEG of the i-th frame the model saw in that window, or a
                                            nearby one when it is flat (black, a fade); cached
@@ -30,6 +31,7 @@ from vidla.search.query import SearchIndex, VideoHits
 MAX_QUERY_CHARS = 500
 MAX_K = 100
 MAX_TUNING = 4096  # nprobe / ef_search per request: 4096 cells is already an exact scan at a million windows
+MAX_RERANK = 200  # windows re-encoded per request: each costs a model call on T frames (seconds on a CPU)
 THUMBNAIL_WIDTH = 160
 STRIP = 4  # thumbnails per result card
 # A frame whose luma varies less than this (black, a fade, a blank card; grey levels, 0-255) makes a poor thumbnail:
@@ -178,12 +180,18 @@ def create_app(index: SearchIndex | str | Path, checkpoint: str | Path | None = 
                k: int = Query(10, ge=1, le=MAX_K, description="moments to return"),
                min_score: float | None = Query(None, ge=-1.0, le=1.0, description="cosine similarity floor"),
                nprobe: int | None = Query(None, ge=1, le=MAX_TUNING, description="ivf: cells scanned"),
-               ef_search: int | None = Query(None, ge=1, le=MAX_TUNING, description="hnsw: search breadth")):
+               ef_search: int | None = Query(None, ge=1, le=MAX_TUNING, description="hnsw: search breadth"),
+               rerank: int | None = Query(None, ge=1, le=MAX_RERANK,
+                                          description="frame-selection models: windows re-scored (>= k)")):
         if not q.strip():
             raise HTTPException(400, "the query is empty")
         with lock:
-            results = index.search_text(q, k=k, min_score=min_score, nprobe=nprobe, ef_search=ef_search)
-        return {"query": q, "k": k, "min_score": min_score, "results": hits_json(results)}
+            try:
+                results = index.search_text(q, k=k, min_score=min_score, nprobe=nprobe, ef_search=ef_search,
+                                            rerank=rerank)
+            except ValueError as e:  # rerank < k, or a model without frame selection (SearchIndexError)
+                raise HTTPException(400, str(e)) from None
+        return {"query": q, "k": k, "min_score": min_score, "rerank": rerank, "results": hits_json(results)}
 
     @app.get("/api/similar/{window_id}")
     def similar(window_id: int = PathParam(..., ge=0), k: int = Query(10, ge=1, le=MAX_K),
