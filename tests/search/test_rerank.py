@@ -142,9 +142,9 @@ def test_cli_rerank(selection_index, built_index):
     assert done.returncode == 0, done.stderr
     assert '"moments"' in done.stdout
     done = search(built_index, "--rerank", "6")
-    assert done.returncode == 1 and "no frame selection" in done.stderr
+    assert done.returncode == 2 and "no frame selection" in done.stderr
     done = search(selection_index, "--rerank", "1")
-    assert done.returncode == 1 and "rerank must be between" in done.stderr
+    assert done.returncode == 2 and "rerank must be between" in done.stderr
 
 
 def test_api_rerank(selection_index, built_index):
