@@ -66,3 +66,67 @@ def test_idle_variant_places_brief_events_between_empty_stretches(tmp_path):
         frames = load_video(tmp_path / record.video, num_frames=32).numpy().astype(int)  # every frame
         busy = [np.abs(f - BACKGROUND).max() > 60 for f in frames]  # a coloured shape is on screen
         assert busy == [any(s <= i < s + 2 for s in starts) for i in range(32)]
+
+
+def _frames_digest(monkeypatch, tmp_path, **options) -> str:
+    """sha256 of every clip's raw frames (before H.264, so independent of the encoder's version) and the
+    manifests + README.json."""
+    import hashlib
+
+    import vidla.data.temporal_synth as synth
+
+    digest = hashlib.sha256()
+
+    def capture(path, frames, fps, crf=18):
+        digest.update(path.name.encode())
+        digest.update(np.stack(list(frames)).tobytes())
+        return path
+
+    monkeypatch.setattr(synth, "write_mp4", capture)
+    synth.generate(tmp_path, progress=False, **options)
+    for path in sorted(tmp_path.glob("*.json*")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_default_clips_unchanged_by_the_distractor_option(monkeypatch, tmp_path):
+    # digests computed with the generator as it was before `distractors` existed (main at f302167)
+    assert _frames_digest(monkeypatch, tmp_path / "a", num_clips=8, seed=3, size=16, frames_per_event=2) == \
+        "ef0c1949fe654a6ee5972795b68aa48063539dfe2be31182b6e0620794e240db"
+    assert _frames_digest(monkeypatch, tmp_path / "b", num_clips=8, seed=4, size=16, frames_per_event=2,
+                          idle_frames=3, distractors=0) == \
+        "b4f856aeb0b8d739854869edb531331b469b11fcea08b4e7b76f7284a69ffe2e"
+
+
+def test_distractors_are_shown_but_never_named(tmp_path):
+    from vidla.data.temporal_synth import BACKGROUND, COLOURS
+
+    paths = generate(tmp_path, num_clips=4, seed=5, size=48, frames_per_event=2, idle_frames=6, distractors=2,
+                     mix={"short": 1.0}, progress=False)
+    records = {r.id: r for split in paths.values() for r in read_manifest(split)}
+    for record in records.values():
+        starts, extra = record.extra["event_starts"], record.extra["distractor_starts"]
+        twin = records[record.extra["twin"]]
+        assert len(starts) == 2 and len(extra) == 2 and record.extra["duration"] == 4 * 8 / 8
+        assert (starts, extra) == (twin.extra["event_starts"], twin.extra["distractor_starts"])
+        slots = sorted(s // 8 for s in starts + extra)
+        assert slots == [0, 1, 2, 3]  # every slot holds one event, mentioned or not
+        assert [seg["start"] * 8 for seg in record.extra["segments"]] == starts  # segments: mentioned only
+        frames = load_video(tmp_path / record.video, num_frames=32).numpy().astype(int)  # every frame
+        busy = [np.abs(f - BACKGROUND).max() > 60 for f in frames]
+        assert busy == [any(s <= i < s + 2 for s in starts + extra) for i in range(32)]
+        # what is on screen at each start: the mentioned events' colours are in the caption, the distractors' not
+        texts = record.texts["caption"] + " " + record.texts["subtitle"]
+
+        def named(start: int) -> bool:
+            # the shape on screen, read from the pixels: its colour, and its shape from how much of its bounding
+            # box it fills (square 1, circle pi/4, triangle 1/2)
+            mask = np.abs(frames[start] - BACKGROUND).max(-1) > 60
+            colour = min(COLOURS, key=lambda c: np.abs(np.array(COLOURS[c]) - frames[start][mask].mean(0)).sum())
+            rows, cols = np.nonzero(mask)
+            fill = mask.sum() / ((np.ptp(rows) + 1) * (np.ptp(cols) + 1))
+            shape = "square" if fill > 0.95 else "circle" if fill > 0.69 else "triangle"
+            return f"{colour} {shape}" in texts
+
+        assert all(named(s) for s in starts) and not any(named(s) for s in extra)
+    assert json.loads((tmp_path / "README.json").read_text())["distractors"] == 2

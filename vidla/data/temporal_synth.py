@@ -12,6 +12,11 @@ With `idle_frames` > 0 (the variant where key-frame selection matters, SPEC 5.2)
 at a random place inside a slot of its length plus `idle_frames` frames of empty background; twins share the
 places. A model that sees a few uniformly spaced frames mostly sees the background.
 
+With `distractors` > 0 each clip also shows that many distractor events, drawn like the others (a colour and
+shape no mentioned event has) in slots of their own at random places among the mentioned ones, that neither
+caption nor subtitle names: the variant where text-guided key-frame selection can matter (what is on screen is
+not all in the text). Twins share the distractors and their slots; only the mentioned events change order.
+
 Texts per clip: a `caption` (the events in order, "a red square moves left, then ...") and a `subtitle`
 (a narrated paraphrase, "first we see ..., after that ..."). Long clips describe how they start and end.
 """
@@ -155,24 +160,33 @@ def write_mp4(path: Path, frames: Iterable[np.ndarray], fps: int, crf: int = 18)
 
 # ---------------------------------------------------------------------------------------------- the benchmark
 
-def random_events(count: int, rng: np.random.Generator) -> list[Event]:
-    """`count` distinct events (so that every order is distinguishable)."""
+def random_events(count: int, rng: np.random.Generator, avoid: Sequence[Event] = ()) -> list[Event]:
+    """`count` distinct events (so that every order is distinguishable), none with the colour and shape of an
+    event in `avoid` (so that a caption naming those never names these)."""
     events: list[Event] = []
     while len(events) < count:
         event = Event(str(rng.choice(list(COLOURS))), str(rng.choice(SHAPES)), str(rng.choice(ACTIONS)))
-        if all((event.colour, event.shape) != (e.colour, e.shape) for e in events):
+        if all((event.colour, event.shape) != (e.colour, e.shape) for e in [*avoid, *events]):
             events.append(event)
     return events
 
 
+def distractor_slots(mentioned: int, distractors: int, rng: np.random.Generator) -> list[int]:
+    """The slots (of `mentioned` + `distractors`) that show a distractor, at random places, ascending."""
+    return sorted(rng.choice(mentioned + distractors, size=distractors, replace=False).tolist())
+
+
 def generate(out_dir: str | Path, num_clips: int = 400, seed: int = 0, test_fraction: float = 0.2,
              size: int = 64, fps: int = 8, frames_per_event: int = 8,
-             mix: dict[str, float] | None = None, idle_frames: int = 0, progress: bool = True) -> dict[str, Path]:
+             mix: dict[str, float] | None = None, idle_frames: int = 0, distractors: int = 0,
+             progress: bool = True) -> dict[str, Path]:
     """Writes `videos/*.mp4`, `train.jsonl` and `test.jsonl` (twins stay in the same split) under `out_dir`.
 
     num_clips is rounded down to whole twin pairs; `mix` gives the share of short/medium/long pairs
     (default 0.5/0.3/0.2); `idle_frames` > 0 makes events brief moments between idle stretches (module
-    docstring; records then carry `event_starts`, the first frame of each event). Returns the manifest paths."""
+    docstring; records then carry `event_starts`, the first frame of each event); `distractors` > 0 adds that
+    many unmentioned events per clip (module docstring; records then also carry `distractor_starts`, and
+    `event_starts` and `segments` cover the mentioned events only). Returns the manifest paths."""
     out = Path(out_dir)
     (out / "videos").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -189,24 +203,34 @@ def generate(out_dir: str | Path, num_clips: int = 400, seed: int = 0, test_frac
     for pair in iterator:
         scale = str(scales[pair])
         events = random_events(SCALES[scale], rng)
+        # drawn only when asked for, as the idle offsets below, so the default clips stay what they were
+        extras = random_events(distractors, rng, avoid=events) if distractors else []
+        extra_slots = distractor_slots(len(events), distractors, rng) if distractors else []
+        slots = len(events) + distractors
         renders = {e: render_event(e, frames_per_event, size, seed=seed * 1_000_003 + pair * 16 + i)
-                   for i, e in enumerate(events)}
+                   for i, e in enumerate(events + extras)}
         split = "test" if pair in test_pairs else "train"
-        # drawn only for the idle variant, so the default clips stay what they were
-        offsets = rng.integers(0, idle_frames + 1, size=len(events)).tolist() if idle_frames else [0] * len(events)
+        offsets = rng.integers(0, idle_frames + 1, size=slots).tolist() if idle_frames else [0] * slots
         slot = frames_per_event + idle_frames
-        timing = {"event_starts": [i * slot + o for i, o in enumerate(offsets)]} if idle_frames else {}
+        starts = [i * slot + o for i, o in enumerate(offsets)]  # first frame of each slot's event
+        mentioned = [i for i in range(slots) if i not in extra_slots]
+        timing = {"event_starts": [starts[i] for i in mentioned]} if idle_frames or distractors else {}
+        if distractors:
+            timing["distractor_starts"] = [starts[i] for i in extra_slots]
         for twin, order in enumerate([events, twin_order(events, scale, rng)]):
             clip_id = f"pair{pair:05d}_{twin}"
-            write_mp4(out / "videos" / f"{clip_id}.mp4", with_idle([renders[e] for e in order], offsets, idle_frames),
+            shown = list(order)
+            for i, extra in zip(extra_slots, extras):  # ascending slots, so earlier insertions stay in place
+                shown.insert(i, extra)
+            write_mp4(out / "videos" / f"{clip_id}.mp4", with_idle([renders[e] for e in shown], offsets, idle_frames),
                       fps)
             records[split].append(ClipRecord(
                 video=f"videos/{clip_id}.mp4", id=clip_id, start=None, end=None,
                 texts={"caption": caption(order, scale), "subtitle": subtitle(order, scale)},
                 extra={"twin": f"pair{pair:05d}_{1 - twin}", "scale": scale,
-                       "duration": len(order) * slot / fps,
+                       "duration": slots * slot / fps,
                        "segments": event_segments(order, frames_per_event / fps,
-                                                  [(i * slot + o) / fps for i, o in enumerate(offsets)]),
+                                                  [starts[i] / fps for i in mentioned]),
                        **timing}))
     paths = {split: out / f"{split}.jsonl" for split in records}
     for split, rows in records.items():
@@ -214,5 +238,6 @@ def generate(out_dir: str | Path, num_clips: int = 400, seed: int = 0, test_frac
     (out / "README.json").write_text(json.dumps({
         "what": "vidla synthetic temporal benchmark", "seed": seed, "clips": 2 * pairs, "fps": fps, "size": size,
         "frames_per_event": frames_per_event, "idle_frames": idle_frames, "events_per_scale": SCALES,
+        **({"distractors": distractors} if distractors else {}),  # the default README stays what it was
         "splits": {k: len(v) for k, v in records.items()}}, indent=1))
     return paths
