@@ -5,6 +5,7 @@
     python bench/selection.py --seeds 0 --clips 64 --steps 10 --finetune-steps 6    # smoke run (a few minutes)
     python bench/selection.py --speed-only   # encoding times only (vidla-demo T=16 -> 4, vidla-b32 T=32 -> 8)
     python bench/selection.py --share-all-t  # seeds vary only the K-frame fine-tuning (a third of the time)
+    python bench/selection.py --distractors 2   # 2 mentioned events + 2 unmentioned distractors a clip; no timing
 
 Data: the synthetic temporal benchmark's idle-stretch variant (`generate(..., idle_frames=12)`): clips of 4
 events of 4 frames, each at a random place in a 16-frame slot of empty background (8 fps, 8 s), so uniformly
@@ -18,9 +19,16 @@ spaced frames mostly show the background. Per seed (a new dataset and a new trai
   evaluated text-free (one embedding per clip, as an index stores) and text-guided (every caption selects the
   frames of every test clip: the cost of re-ranking a short list, here the whole test set).
 
+With `--distractors N` (where text guidance can matter): clips of 2 mentioned events (twins: reversed) plus N
+distractor events that neither caption nor subtitle names (`generate(..., distractors=N)`), each in its own slot
+at a random place; with N=2 the clips keep 4 slots of 16 frames, so T=16 and K=4 as above. Text-free selection
+cannot know which of the 4 events the caption asks about; guided by the caption it can. Timing is skipped (it
+does not depend on the data; the default run measures it).
+
 Metrics on the test clips (each caption a query): text-to-video R@1/5/10, median rank, twin accuracy (a caption
 scores its own clip above its twin, the same events in another order), and the share of encoded frames that show
-an event.
+an event (with distractors also split: a mentioned event / a distractor; text-guided: each clip's frames as its
+own caption selects them).
 Encoding time: seconds per clip of `encode_video` (selector included; texts excluded), one thread.
 """
 
@@ -89,11 +97,22 @@ def frame_indices(duration: float, frames: int) -> torch.Tensor:
     return torch.tensor([int(t * FPS) for t in uniform_timestamps(0.0, duration, frames)[0]])
 
 
-def event_share(records, shown: torch.Tensor) -> float:
-    """% of the encoded frames ([N, k] frame numbers of each clip) that show an event."""
-    hits = [any(s <= int(f) < s + FRAMES_PER_EVENT for s in r.extra["event_starts"])
+def event_share(records, shown: torch.Tensor, key: str | tuple[str, ...] = "event_starts") -> float:
+    """% of the encoded frames ([N, k] frame numbers of each clip) that show an event whose start is in the
+    records' `key` (a tuple: any of those keys)."""
+    keys = (key,) if isinstance(key, str) else key
+    hits = [any(s <= int(f) < s + FRAMES_PER_EVENT for k in keys for s in r.extra.get(k, []))
             for r, row in zip(records, shown) for f in row]
     return 100 * sum(hits) / len(hits)
+
+
+def frame_shares(records, shown: torch.Tensor) -> dict[str, float]:
+    """Encoded frames showing any event, and with distractors, a mentioned event / a distractor."""
+    if "distractor_starts" not in records[0].extra:
+        return {"event_frames": event_share(records, shown)}
+    return {"event_frames": event_share(records, shown, ("event_starts", "distractor_starts")),
+            "mentioned_frames": event_share(records, shown), "distractor_frames":
+            event_share(records, shown, "distractor_starts")}
 
 
 @torch.no_grad()
@@ -111,7 +130,7 @@ def evaluate_seed(models: dict[str, Path], records, batch: int = 64) -> dict[str
 
     def score(name, texts, videos, shown):
         similarity = F.normalize(texts, dim=-1) @ F.normalize(videos, dim=-1).T
-        out[name] = {**evaluate(similarity, records), "event_frames": event_share(records, shown)}
+        out[name] = {**evaluate(similarity, records), **frame_shares(records, shown)}
 
     captions = [r.texts["caption"] for r in records]
     full = vidla.load_model(models["all-T"]).eval()
@@ -132,8 +151,7 @@ def evaluate_seed(models: dict[str, Path], records, batch: int = 64) -> dict[str
         videos = F.normalize(encode(selected, all_frames, query), dim=-1)
         similarity[q] = videos @ F.normalize(query, dim=-1)[0]
         shown.append(candidates[q].gather(0, selected.select_frames(all_frames[q:q + 1], query)[1][0]))
-    out["selected-K text-guided"] = {**evaluate(similarity, records),
-                                     "event_frames": event_share(records, torch.stack(shown))}
+    out["selected-K text-guided"] = {**evaluate(similarity, records), **frame_shares(records, torch.stack(shown))}
     return out
 
 
@@ -173,8 +191,24 @@ def encoding_times(model_name: str, frames: int, segments: int, batch: int, repe
 
 
 def summarise(per_seed: dict[str, dict]) -> dict[str, dict[str, tuple[float, float]]]:
-    keys = ("t2v_r1", "t2v_r5", "t2v_r10", "t2v_mdr", "twin_accuracy", "event_frames")
+    keys = [k for k in ("t2v_r1", "t2v_r5", "t2v_r10", "t2v_mdr", "twin_accuracy", "event_frames",
+                        "mentioned_frames", "distractor_frames") if k in next(iter(per_seed.values()))["all-T"]]
     return {v: {k: mean_ci([seed[v][k] for seed in per_seed.values()]) for k in keys} for v in VARIANTS}
+
+
+def print_distractor_table(summary, seeds: int, distractors: int) -> None:
+    """Accuracy and what the encoded frames show, without timing (the --distractors run)."""
+    print(f"\naccuracy on the test clips (2 mentioned events + {distractors} distractors a clip): "
+          f"mean ± 95% t-interval over {seeds} seeds; frames columns: % of encoded frames showing ...")
+    keys = ("t2v_r1", "t2v_r5", "t2v_r10", "t2v_mdr", "twin_accuracy", "event_frames", "mentioned_frames",
+            "distractor_frames")
+    print("| variant | frames encoded | t2v R@1 | R@5 | R@10 | MdR | twin acc. | any event | a mentioned event "
+          "| a distractor |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for v in VARIANTS:
+        frames = T if v == "all-T" else f"{K} of {T}" if v.startswith("selected") else K
+        print(f"| {v} | {frames} | " + " | ".join(f"{summary[v][k][0]:.1f} ± {summary[v][k][1]:.1f}"
+                                                  for k in keys) + " |")
 
 
 def print_tables(summary, seeds: int, speed: dict[str, dict[str, float]], demo_speed_key: str) -> None:
@@ -200,21 +234,27 @@ def print_tables(summary, seeds: int, speed: dict[str, dict[str, float]], demo_s
             print(f"| {name} | {1000 * value:.2f} | {times['all-T'] / value:.2f}x |")
 
 
-def plot(summary, speed_demo: dict[str, float], path: Path, seeds: int) -> Path:
+def plot(summary, speed_demo: dict[str, float] | None, path: Path, seeds: int, distractors: int = 0) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    # the --distractors run: no timing panel; frames showing a mentioned event
+    fig, axes = plt.subplots(1, 2 if distractors else 3, figsize=(9 if distractors else 13, 3.8))
     colours = ["#444444", "#bbbbbb", "#888888", "#2a7fd4", "#e07b22"]
-    for ax, key, title in zip(axes[:2], ("t2v_r5", "event_frames"),
-                              ("text-to-video R@5 (%)", "encoded frames showing an event (%)")):
+    frames_key = "mentioned_frames" if distractors else "event_frames"
+    for ax, key, title in zip(axes[:2], ("t2v_r5", frames_key), ("text-to-video R@5 (%)", "encoded frames showing "
+                                                                 f"{'a mentioned' if distractors else 'an'} event (%)")):
         means = [summary[v][key][0] for v in VARIANTS]
         errors = [summary[v][key][1] for v in VARIANTS]
         ax.bar(range(len(VARIANTS)), means, yerr=errors, color=colours, capsize=4)
         ax.set_xticks(range(len(VARIANTS)), [v.replace(" ", "\n", 1) for v in VARIANTS], fontsize=7)
         ax.set_title(title)
+    if distractors:
+        fig.suptitle(f"key-frame selection, T={T} -> K={K}, vidla-demo + HTA, clips of 2 mentioned events + "
+                     f"{distractors} distractors ({seeds} seeds, 95% t-intervals)", fontsize=10)
+        return _save(fig, path)
     names = ["all-T", "uniform-K", "selected-K (patch)", "selected-K (patch), text-guided"]
     axes[2].bar(range(len(names)), [1000 * speed_demo[n] for n in names], color=[colours[0], colours[2], colours[3],
                                                                                  colours[4]])
@@ -223,6 +263,12 @@ def plot(summary, speed_demo: dict[str, float], path: Path, seeds: int) -> Path:
     axes[2].set_title("video encoding, ms per clip (selector included)")
     fig.suptitle(f"key-frame selection, T={T} -> K={K}, vidla-demo + HTA, idle-stretch synthetic clips "
                  f"({seeds} seeds, 95% t-intervals)", fontsize=10)
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -243,8 +289,10 @@ def run_seed(seed: int, args) -> dict[str, dict]:
     first = Path(args.output) / f"seed{args.seeds[0]}"
     data = (first if args.share_all_t else folder) / "data"
     if not (data / "test.jsonl").is_file():
+        # with distractors: 2 mentioned events (short clips) + the distractors, so N=2 keeps 4 slots as without
         generate(data, num_clips=args.clips, seed=seed, size=32, fps=FPS, frames_per_event=FRAMES_PER_EVENT,
-                 idle_frames=IDLE_FRAMES, mix={"medium": 1.0}, progress=args.progress)
+                 idle_frames=IDLE_FRAMES, mix={"short" if args.distractors else "medium": 1.0},
+                 distractors=args.distractors, progress=args.progress)
     manifest = data / "train.jsonl"
     started = time.perf_counter()
     models = {"all-T": train((first if args.share_all_t else folder) / "all_T", manifest, args, args.seeds[0]
@@ -256,6 +304,7 @@ def run_seed(seed: int, args) -> dict[str, dict]:
     metrics = evaluate_seed(models, read_manifest_resolved(data / "test.jsonl"))
     print(f"seed {seed}: {time.perf_counter() - started:.0f} s; " + "; ".join(
         f"{v} R@1 {m['t2v_r1']:.1f} twin {m['twin_accuracy']:.1f} events {m['event_frames']:.0f}%"
+        + (f" (mentioned {m['mentioned_frames']:.0f}%)" if "mentioned_frames" in m else "")
         for v, m in metrics.items()))
     result_path.write_text(json.dumps(metrics, indent=1))
     return metrics
@@ -274,17 +323,32 @@ def main() -> None:
     parser.add_argument("--distill-weight", type=float, default=0.01)
     parser.add_argument("--text-guided", type=float, default=0.5)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--output", default=str(ROOT / "runs/bench_selection"))
-    parser.add_argument("--plot", default=str(ROOT / "docs/vila_selection.png"))
+    parser.add_argument("--distractors", type=int, default=0,
+                        help="clips of 2 mentioned events + N distractors the texts do not name (no timing)")
+    parser.add_argument("--output", help="default runs/bench_selection (with --distractors N: "
+                        "runs/bench_selection_distractorsN)")
+    parser.add_argument("--plot", help="default docs/vila_selection.png (with --distractors: "
+                        "docs/vila_selection_distractors.png)")
     parser.add_argument("--share-all-t", action="store_true",
                         help="one dataset and all-T model (the first seed's); seeds vary only the K-frame runs")
     parser.add_argument("--speed-only", action="store_true")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-progress", dest="progress", action="store_false")
     args = parser.parse_args()
+    suffix = f"_distractors{args.distractors}" if args.distractors else ""
+    args.output = args.output or str(ROOT / f"runs/bench_selection{suffix}")
+    args.plot = args.plot or str(ROOT / f"docs/vila_selection{'_distractors' if args.distractors else ''}.png")
     torch.set_num_threads(1)
 
     per_seed = {} if args.speed_only else {str(seed): run_seed(seed, args) for seed in args.seeds}
+    if args.distractors:  # timing does not depend on the data: the default run measures it
+        summary = summarise(per_seed)
+        print_distractor_table(summary, len(per_seed), args.distractors)
+        path = plot(summary, None, Path(args.plot), len(per_seed), args.distractors)
+        results = {"settings": vars(args), "per_seed": per_seed, "summary": summary}
+        (Path(args.output) / "results.json").write_text(json.dumps(results, indent=1))
+        print(f"\nplot: {path}; results: {Path(args.output) / 'results.json'}")
+        return
     demo_key = f"{args.model}, HTA, T={T} -> K={K}, batch 64"
     speed_path = Path(args.output) / "speed.json"  # written by --speed-only, reused by a later full run
     if speed_path.is_file() and not args.speed_only:
