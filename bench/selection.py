@@ -151,7 +151,11 @@ def evaluate_seed(models: dict[str, Path], records, batch: int = 64) -> dict[str
         videos = F.normalize(encode(selected, all_frames, query), dim=-1)
         similarity[q] = videos @ F.normalize(query, dim=-1)[0]
         shown.append(candidates[q].gather(0, selected.select_frames(all_frames[q:q + 1], query)[1][0]))
-    out["selected-K text-guided"] = {**evaluate(similarity, records), **frame_shares(records, torch.stack(shown))}
+    shown = torch.stack(shown)
+    out["selected-K text-guided"] = {**evaluate(similarity, records), **frame_shares(records, shown),
+                                     # clips whose own caption picks other frames than the text-free pick
+                                     "changed_picks": 100 * (shown != candidates.gather(1, chosen)).any(1)
+                                     .float().mean().item()}
     return out
 
 
@@ -344,6 +348,11 @@ def main() -> None:
     if args.distractors:  # timing does not depend on the data: the default run measures it
         summary = summarise(per_seed)
         print_distractor_table(summary, len(per_seed), args.distractors)
+        changed = [m["selected-K text-guided"].get("changed_picks") for m in per_seed.values()]
+        if None not in changed:
+            summary["selected-K text-guided"]["changed_picks"] = mean_ci(changed)
+            print("clips whose caption changes the picked frames (vs text-free): "
+                  "{:.1f} ± {:.1f}%".format(*mean_ci(changed)) + f" (per seed: {changed})")
         path = plot(summary, None, Path(args.plot), len(per_seed), args.distractors)
         results = {"settings": vars(args), "per_seed": per_seed, "summary": summary}
         (Path(args.output) / "results.json").write_text(json.dumps(results, indent=1))
