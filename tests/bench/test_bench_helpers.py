@@ -39,3 +39,20 @@ def test_peak_table_and_interval():
     assert peak_tflops("Some Future GPU") is None
     mean, half = mean_ci([1.0, 2.0, 3.0])  # t(0.975, 2) = 4.303; sd 1: 4.303 / sqrt(3) = 2.484
     assert mean == 2.0 and half == pytest.approx(2.4843, abs=1e-3)
+
+
+def test_selection_frame_shares_split_mentioned_and_distractor_frames():
+    import torch
+
+    from selection import FRAMES_PER_EVENT, frame_shares
+    from vidla.data.manifest import ClipRecord
+
+    assert FRAMES_PER_EVENT == 4
+    record = ClipRecord(video="v.mp4", id="a", start=None, end=None, texts={"caption": "c"},
+                        extra={"event_starts": [3, 40], "distractor_starts": [20, 60]})
+    # frames 3 (mentioned, first frame), 6 (mentioned, last frame), 7 (background), 23 (distractor, last frame)
+    shares = frame_shares([record], torch.tensor([[3, 6, 7, 23]]))
+    assert shares == {"event_frames": 75.0, "mentioned_frames": 50.0, "distractor_frames": 25.0}
+    plain = ClipRecord(video="v.mp4", id="b", start=None, end=None, texts={"caption": "c"},
+                       extra={"event_starts": [3, 40]})
+    assert frame_shares([plain], torch.tensor([[3, 7, 41, 44]])) == {"event_frames": 50.0}
