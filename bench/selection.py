@@ -248,8 +248,8 @@ def plot(summary, speed_demo: dict[str, float] | None, path: Path, seeds: int, d
     fig, axes = plt.subplots(1, 2 if distractors else 3, figsize=(9 if distractors else 13, 3.8))
     colours = ["#444444", "#bbbbbb", "#888888", "#2a7fd4", "#e07b22"]
     frames_key = "mentioned_frames" if distractors else "event_frames"
-    for ax, key, title in zip(axes[:2], ("t2v_r5", frames_key), ("text-to-video R@5 (%)", "encoded frames showing "
-                                                                 f"{'a mentioned' if distractors else 'an'} event (%)")):
+    frames_title = f"encoded frames showing {'a mentioned' if distractors else 'an'} event (%)"
+    for ax, key, title in zip(axes[:2], ("t2v_r5", frames_key), ("text-to-video R@5 (%)", frames_title)):
         means = [summary[v][key][0] for v in VARIANTS]
         errors = [summary[v][key][1] for v in VARIANTS]
         ax.bar(range(len(VARIANTS)), means, yerr=errors, color=colours, capsize=4)
