@@ -130,3 +130,17 @@ def test_distractors_are_shown_but_never_named(tmp_path):
 
         assert all(named(s) for s in starts) and not any(named(s) for s in extra)
     assert json.loads((tmp_path / "README.json").read_text())["distractors"] == 2
+
+
+def test_synth_command_passes_the_variants_on(tmp_path):
+    from vidla.cli import main
+
+    assert main(["data", "synth", str(tmp_path / "cli"), "--num-clips", "4", "--size", "32", "--frames-per-event",
+                 "4", "--idle-frames", "4", "--distractors", "1"]) == 0
+    generate(tmp_path / "api", num_clips=4, size=32, frames_per_event=4, idle_frames=4, distractors=1,
+             progress=False)
+    for split in ("train", "test"):
+        cli, api = [(tmp_path / run / f"{split}.jsonl").read_text() for run in ("cli", "api")]
+        assert cli == api
+    rows = [json.loads(line) for line in (tmp_path / "cli" / "train.jsonl").read_text().splitlines()]
+    assert all(len(r["distractor_starts"]) == 1 and r["event_starts"] for r in rows)

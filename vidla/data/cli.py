@@ -91,6 +91,12 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--size", type=int, default=64, help="frame width and height in pixels")
     synth.add_argument("--fps", type=int, default=8)
     synth.add_argument("--frames-per-event", type=int, default=8)
+    synth.add_argument("--idle-frames", type=int, default=0,
+                       help="> 0: each event is a brief moment inside a slot of this many more frames of empty "
+                            "background (where key-frame selection matters)")
+    synth.add_argument("--distractors", type=int, default=0,
+                       help="> 0: this many more events per clip that neither caption nor subtitle names (where "
+                            "text-guided key-frame selection can matter)")
     synth.set_defaults(func=_synth)
 
     multiclip = commands.add_parser(
@@ -136,7 +142,8 @@ def _synth(args: argparse.Namespace) -> int:
     from vidla.data.temporal_synth import generate
 
     paths = generate(args.out_dir, num_clips=args.num_clips, seed=args.seed, test_fraction=args.test_fraction,
-                     size=args.size, fps=args.fps, frames_per_event=args.frames_per_event)
+                     size=args.size, fps=args.fps, frames_per_event=args.frames_per_event,
+                     idle_frames=args.idle_frames, distractors=args.distractors)
     for split, path in paths.items():
         print(f"{split}: {path}")
     return 0
