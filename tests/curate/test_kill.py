@@ -1,14 +1,10 @@
 """kill -9 in the middle of a run, twice, then a rerun: the output equals an uninterrupted run's, byte for byte."""
 
-import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import pytest
 from _curate_synth import OUTPUTS, ChatServer, make_corpus
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,23 +25,7 @@ def _memo_rows(store: Path) -> int:
         return 0  # not created yet
 
 
-def _run_and_kill(command: list[str], store: Path, after_rows: int) -> None:
-    """Starts the pipeline and SIGKILLs it once the store holds `after_rows` memoised model calls."""
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    try:
-        while _memo_rows(store) < after_rows:
-            assert process.poll() is None, f"finished before the kill: {process.stderr.read().decode()[-2000:]}"
-            assert time.monotonic() < deadline, "the pipeline made no progress"
-            time.sleep(0.02)
-        os.kill(process.pid, signal.SIGKILL)
-    finally:
-        process.wait(timeout=30)
-    assert process.returncode == -signal.SIGKILL
-
-
-@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
-def test_kill_9_then_rerun_gives_the_uninterrupted_output(tmp_path):
+def test_kill_9_then_rerun_gives_the_uninterrupted_output(tmp_path, kill_9_when):
     corpus = make_corpus(tmp_path / "corpus")
     server = ChatServer(delay=0.01)
     try:
@@ -55,10 +35,10 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_output(tmp_path):
         assert total > 60
 
         store = killed / "state.sqlite"
-        _run_and_kill(_command(corpus, killed, server.url), store, after_rows=total // 4)
+        kill_9_when(_command(corpus, killed, server.url), lambda: _memo_rows(store) >= total // 4, cwd=REPO)
         first = _memo_rows(store)
         assert not (killed / "manifest.jsonl").exists()  # nothing half-written
-        _run_and_kill(_command(corpus, killed, server.url), store, after_rows=first + total // 3)
+        kill_9_when(_command(corpus, killed, server.url), lambda: _memo_rows(store) >= first + total // 3, cwd=REPO)
         requests_before = len(server.requests)
         finished = subprocess.run(_command(corpus, killed, server.url), cwd=REPO, capture_output=True, text=True)
         assert finished.returncode == 0, finished.stderr

@@ -4,14 +4,10 @@ build."""
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import pytest
 from _search_helpers import SCALES, make_collection, settings
 from test_index import assert_same_index
 
@@ -29,25 +25,14 @@ def _videos_committed(database: Path) -> int:
         return 0  # not created yet
 
 
-@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
-def test_kill_9_mid_run_then_rerun_equals_a_clean_build(tmp_path, tiny_checkpoint):
+def test_kill_9_mid_run_then_rerun_equals_a_clean_build(tmp_path, tiny_checkpoint, kill_9_when):
     folder = tmp_path / "videos"
     make_collection(folder, extra_plain=14)  # 16 videos
     out = tmp_path / "killed.index"
     command = [sys.executable, "-m", "vidla.cli", "index", str(folder), "--checkpoint", str(tiny_checkpoint),
                "--out", str(out), "--scales", SCALES, "--no-progress", "--batch-size", "2"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    try:
-        while _videos_committed(out / "index.sqlite") < 3:
-            assert process.poll() is None, f"finished before the kill: {process.stderr.read().decode()[-2000:]}"
-            assert time.monotonic() < deadline, "no progress"
-            time.sleep(0.01)
-        os.kill(process.pid, signal.SIGKILL)
-    finally:
-        process.wait(timeout=30)
-    assert process.returncode == -signal.SIGKILL
+    kill_9_when(command, lambda: _videos_committed(out / "index.sqlite") >= 3, timeout=120, cwd=REPO, env=env)
 
     with IndexStore(out, readonly=True) as store:  # each committed video is whole
         committed = store.videos()

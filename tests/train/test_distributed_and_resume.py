@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -64,19 +61,14 @@ def test_two_processes_equal_one(tmp_path, mode):
     assert moved > 1e-3  # the runs trained: equal weights are not the initial ones
 
 
-def test_killed_run_resumes_to_the_same_weights(tmp_path):
+def test_killed_run_resumes_to_the_same_weights(tmp_path, kill_9_when):
     settings = ["steps=14", "checkpoint_every=3", "keep_checkpoints=2", "data.num_frames=8", "batch_size=16"]
     train(tmp_path / "straight", *settings)
 
     out = tmp_path / "killed"
     command = [sys.executable, "-m", "vidla.cli", "train", "--config", TINY, f"output_dir={out}", "--no-progress",
                *settings]
-    process = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (out / "checkpoints" / "step_0000006").is_dir() and time.time() < deadline:
-        time.sleep(0.01)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    kill_9_when(command, (out / "checkpoints" / "step_0000006").is_dir, timeout=120, env=ENV)
     assert not (out / "model.safetensors").exists(), "the run finished before it was killed"
     checkpoints = sorted(p.name for p in (out / "checkpoints").iterdir() if not p.name.startswith("."))
     assert checkpoints and len(checkpoints) <= 2  # only complete ones, the last K kept
