@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, settings
+from _search_helpers import REPO, settings
 
 import vidla
 from vidla.data.decode import open_video
@@ -45,9 +45,10 @@ def selection_index(tmp_path_factory, collection, selection_checkpoint) -> Path:
     return out
 
 
-def candidates(path: str, start: float, end: float, model) -> torch.Tensor:
-    """One window's T preprocessed candidate frames, decoded on their own (the indexer's decoding path)."""
-    with open_video(path) as reader:
+def candidates(path: str, start: float, end: float, model, resize_to: int | None = None) -> torch.Tensor:
+    """One window's T preprocessed candidate frames, decoded on their own (the indexer's decoding path, at the
+    index's decode size `resize_to`)."""
+    with open_video(path, resize_to=resize_to) as reader:
         [(_, pixels)] = list(iter_window_frames(reader, [Window(start, end, "x")], model.num_frames,
                                                 model.image_size))
     return pixels
@@ -60,13 +61,13 @@ def unit(x: torch.Tensor) -> np.ndarray:
 def test_stored_vectors_are_text_free_selections_of_the_candidates(selection_index, selection_checkpoint):
     model = vidla.load_model(selection_checkpoint).eval()
     with IndexStore(selection_index, readonly=True) as store, torch.no_grad():
-        identity = store.identity()["model"]
+        identity, resize_to = store.identity()["model"], store.identity()["decode"]["resize_to"]
         assert identity["num_frames"] == T and identity["frame_selection"]["segments"] == K
         checked = 0
         for path, video in store.videos().items():
             windows, vectors = store.video_windows(video.id)
             for (start, end, _), stored in zip(windows, vectors):
-                frames = candidates(path, start, end, model)
+                frames = candidates(path, start, end, model, resize_to)
                 assert frames.shape[0] == T
                 np.testing.assert_allclose(stored, unit(model.encode_video(frames[None]))[0], atol=1e-5)
                 checked += 1
@@ -98,7 +99,8 @@ def test_rerank_scores_are_text_guided_encodings(selection_index, selection_chec
         expected, text_free = {}, {}
         for i, free_score in shortlist:
             row = rows[i]
-            frames = candidates(index.store.video(row.video_id).path, row.start, row.end, model)[None]
+            frames = candidates(index.store.video(row.video_id).path, row.start, row.end, model,
+                                index.identity["decode"]["resize_to"])[None]
             expected[i] = float(unit(model.encode_video(frames, text=QUERY))[0] @ query)
             text_free[i] = free_score
         changed = sum(abs(expected[i] - text_free[i]) > 1e-4 for i in expected)
@@ -179,3 +181,28 @@ def test_rerank_leaves_out_a_changed_video_and_says_which(collection, selection_
     with pytest.warns(UserWarning, match=f"{video}: changed since it was indexed"):
         assert index.search_text(QUERY, k=2, rerank=4) == []
     assert index.last_rerank.skipped == 4 and index.last_rerank.windows == 0
+
+
+def test_rerank_decodes_at_the_index_decode_size(tmp_path):
+    """On a video larger than the decode size (128x96 for a 32 px model: decoded to 85x64), a selector without its
+    text term re-selects exactly the stored text-free frames, so re-ranked scores equal the stored vectors' scores;
+    decoding at full size instead would give other pixels and other scores."""
+    from vidla.data.synthetic import write_video
+
+    model = selection_model()
+    torch.nn.init.zeros_(model.frame_selector.text_query.weight)  # text-free, as a new selector starts
+    path = write_video(tmp_path / "big.mp4", num_frames=64, fps=8.0, width=128, height=96, textured=True)
+    build_index([path], tmp_path / "big.index", model=model, settings=settings())
+    index = SearchIndex(tmp_path / "big.index", model=model)
+    assert index.identity["decode"]["resize_to"] == 64
+    with torch.no_grad():
+        query = unit(model.encode_text([QUERY]))[0]
+    shortlist = index.nearest_windows(query, index.vectors.ntotal)  # every window of the video
+    rescored = dict(index.rerank_windows(QUERY, query, [i for i, _ in shortlist]))
+    assert len(rescored) == len(shortlist) >= 3
+    for i, stored in shortlist:
+        assert rescored[i] == pytest.approx(stored, abs=1e-5)
+    row = index.store.windows([shortlist[0][0]])[shortlist[0][0]]
+    with torch.no_grad():
+        full = candidates(str(path), row.start, row.end, model)  # full size: what a rerank must not decode
+        assert abs(float(unit(model.encode_video(full[None]))[0] @ query) - shortlist[0][1]) > 1e-4

@@ -89,9 +89,13 @@ def merge_moments(hits: Sequence[tuple[WindowRow, float]], k: int) -> tuple[list
     return [m for _, m in moments], [v for v, _ in moments]
 
 
-def check_rerank(rerank: int | None, k: int) -> None:
+def _check_k(k: int) -> None:
     if not 1 <= k <= MAX_K:
         raise ValueError(f"k must be between 1 and {MAX_K}, got {k}")
+
+
+def check_rerank(rerank: int | None, k: int) -> None:
+    _check_k(k)
     if rerank is not None and not k <= rerank <= MAX_RERANK:
         raise ValueError(f"rerank must be between k ({k}) and {MAX_RERANK} windows, got {rerank}")
 
@@ -216,15 +220,18 @@ class SearchIndex:
         query = torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()[0]
         hits = self.nearest_windows(query, rerank, **tuning)
         rescored = self.rerank_windows(features, query, [i for i, _ in hits])
-        keep = [(i, s) for i, s in rescored if min_score is None or s >= min_score]
-        rows = self.store.windows([i for i, _ in keep])
-        return self._group(*merge_moments([(rows[i], s) for i, s in keep if i in rows], k))
+        moments, videos, _ = self._moments(rescored, k, min_score)
+        return self._group(moments, videos)
 
     def nearest_windows(self, query: np.ndarray, n: int, nprobe: int | None = None,
                         ef_search: int | None = None) -> list[tuple[int, float]]:
         """The `n` best (window id, score) of the vector index for a unit query, best first (exact scores)."""
         _check_tuning(nprobe, ef_search)
         self.refresh()
+        return self._nearest(query, n, nprobe, ef_search)
+
+    def _nearest(self, query: np.ndarray, n: int, nprobe: int | None, ef_search: int | None):
+        """`nearest_windows` after its checks and refresh (a caller that loops has done them once)."""
         n = min(n, self.vectors.ntotal)
         if n == 0:
             return []
@@ -287,14 +294,15 @@ class SearchIndex:
     def _candidates(self, video_id: int, rows: Sequence[WindowRow]) -> Iterator[tuple[int, torch.Tensor]]:
         """(position in `rows`, [T, 3, S, S] candidates) of windows of one video, decoded as the indexer does."""
         from vidla.data.decode import open_video
-        from vidla.search.indexer import iter_window_frames
+        from vidla.search.indexer import decode_record, iter_window_frames
         from vidla.search.windows import Window
 
         video, model = self.store.video(video_id), self.model
         stat = os.stat(video.path)
         if (stat.st_size, stat.st_mtime_ns) != (video.size, video.mtime_ns):
             raise ValueError(f"{video.path}: changed since it was indexed; run vidla index again")
-        with open_video(video.path) as reader:
+        # the pixels the index's vectors came from: its decode size (`decode_record`), as `embed_example` does
+        with open_video(video.path, resize_to=decode_record(self.identity)["resize_to"]) as reader:
             yield from iter_window_frames(reader, [Window(r.start, r.end, r.scale) for r in rows], model.num_frames,
                                           model.image_size)
 
@@ -314,29 +322,28 @@ class SearchIndex:
                       nprobe: int | None = None, ef_search: int | None = None) -> list[VideoHits]:
         """Moments for a unit query vector: up to `k` moments, grouped per video, best video first. `nprobe` /
         `ef_search`: this query's recall-time trade-off (default: the index's, or this SearchIndex's)."""
-        if not 1 <= k <= MAX_K:
-            raise ValueError(f"k must be between 1 and {MAX_K}, got {k}")
+        _check_k(k)
         _check_tuning(nprobe, ef_search)
-        nprobe = self.nprobe if nprobe is None else nprobe
-        ef_search = self.ef_search if ef_search is None else ef_search
         self.refresh()
         total = self.vectors.ntotal
         if total == 0:
             return []
         fetch = min(total, max(100, 20 * k))
         while True:  # merging may fold many hits into one moment: fetch more until k moments or every window
-            scores, ids = search_vectors(self.vectors, query[None], fetch, nprobe=nprobe, ef_search=ef_search)
-            hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
-            if self.vector_kind in APPROXIMATE_SCORES:
-                hits = self._rescore(hits, query)
-            keep = [(i, s) for i, s in hits if min_score is None or s >= min_score]
-            rows = self.store.windows([i for i, _ in keep])
-            moments, videos = merge_moments([(rows[i], s) for i, s in keep if i in rows], k)
-            below_threshold = len(keep) < fetch
-            if len(moments) >= k or fetch >= total or below_threshold:
+            moments, videos, kept = self._moments(self._nearest(query, fetch, nprobe, ef_search), k, min_score)
+            if len(moments) >= k or fetch >= total or kept < fetch:  # kept < fetch: the rest score below min_score
                 break
             fetch = min(total, fetch * 4)
         return self._group(moments, videos)
+
+    def _moments(self, hits: list[tuple[int, float]], k: int,
+                 min_score: float | None) -> tuple[list[Moment], list[int], int]:
+        """Up to `k` moments merged from scored windows at or above `min_score`: (moments, their videos, how many
+        windows were kept)."""
+        keep = [(i, s) for i, s in hits if min_score is None or s >= min_score]
+        rows = self.store.windows([i for i, _ in keep])
+        moments, videos = merge_moments([(rows[i], s) for i, s in keep if i in rows], k)
+        return moments, videos, len(keep)
 
     def _rescore(self, hits: list[tuple[int, float]], query: np.ndarray) -> list[tuple[int, float]]:
         """Exact scores from the float vectors in SQLite for hits whose scores were decoded from 8-bit codes: the
